@@ -53,6 +53,10 @@ def _masked(update, mask):
     "The update where mask is True (entries to generate), exactly 0 elsewhere."
     return update if mask is None else torch.where(mask, update, torch.zeros((), dtype=update.dtype, device=update.device))
 
+def _clip(x0, clip_denoised):
+    "The x_0 estimate clamped to [-c, c], or unchanged for c = None."
+    return x0 if clip_denoised is None else x0.clamp(-clip_denoised, clip_denoised)
+
 def _tvec(t, x):
     "Time as a (N,) tensor in x's dtype, as passed to denoisers."
     return torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)
@@ -69,6 +73,7 @@ def sample_heun(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> estimate of x
                 callback=None, # called with {'x', 'i', 't', 't_hat', 'denoised'} after each step
                 disable:bool|None=None, # True silences the progress bar
                 extra_args:dict|None=None, # passed to the denoiser as keyword arguments
+                clip_denoised:float|None=None, # clamp the x_0 estimate to [-c, c] (data scaled to [-1, 1]: c = 1)
                ) -> torch.Tensor:
     "TimeBridge's hybrid SDE/Heun sampler from x_T to data (Algorithm 2; Algorithm 1 with `mask`)."
     if not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn}.")
@@ -77,7 +82,7 @@ def sample_heun(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> estimate of x
     extra_args = extra_args or {}
     mask = _as_mask(mask, x_T)
     x = x_T.clone()
-    D = lambda x, t: denoiser(x, _tvec(t, x), x_T, **extra_args)
+    D = lambda x, t: _clip(denoiser(x, _tvec(t, x), x_T, **extra_args), clip_denoised)
     for i in _progress(len(ts) - 1, disable):
         t_i, t_next = float(ts[i]), float(ts[i + 1])
         t_hat, x_hat, denoised = t_i, x, None
@@ -116,6 +121,7 @@ def sample_euler_maruyama(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> est
                           bridge:VPBridge, # the bridge
                           mask=None, # optional, 1 = generate, 0 = keep x_T
                           generator:torch.Generator|None=None, callback=None, disable:bool|None=None, extra_args:dict|None=None,
+                          clip_denoised:float|None=None, # clamp the x_0 estimate to [-c, c]
                          ) -> torch.Tensor:
     "Euler–Maruyama integration of the reverse bridge SDE."
     ts = torch.as_tensor(ts, dtype=torch.float64).cpu()
@@ -123,7 +129,7 @@ def sample_euler_maruyama(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> est
     extra_args, mask, x = extra_args or {}, _as_mask(mask, x_T), x_T.clone()
     for i in _progress(len(ts) - 1, disable):
         t_i, t_next = float(ts[i]), float(ts[i + 1])
-        denoised = denoiser(x, _tvec(t_i, x), x_T, **extra_args)
+        denoised = _clip(denoiser(x, _tvec(t_i, x), x_T, **extra_args), clip_denoised)
         dx = (t_next - t_i) * bridge.sde_drift(x, t_i, x_T, denoised)
         if t_next > 0: dx = dx + float(bridge.g(t_i)) * math.sqrt(t_i - t_next) * randn(x.shape, generator, x.dtype, x.device)
         x = x + _masked(dx, mask)
@@ -131,8 +137,6 @@ def sample_euler_maruyama(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> est
     return x
 
 # %% ../nbs/03_samplers.ipynb #edce2759
-def _clip(x0, clip_denoised): return x0 if clip_denoised is None else x0.clamp(-clip_denoised, clip_denoised)
-
 def _ivec(i, x): return torch.full((x.shape[0],), int(i), dtype=torch.long, device=x.device)
 
 @torch.inference_mode()
