@@ -14,7 +14,7 @@ from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, gaussian_denoiser
 
 # %% auto #0
-__all__ = ['bridge_demo', 'demo_figure', 'main']
+__all__ = ['bridge_demo', 'demo_figure', 'load_windows', 'write_samples', 'real_vs_fake_figure', 'quickstart', 'main']
 
 # %% ../nbs/99_cli.ipynb #6a326c4e
 def bridge_demo(out:str|Path|None='runs/demo', # folder for demo.png and demo.json; None writes nothing
@@ -77,6 +77,94 @@ def demo_figure(x_T, x_0, mean, var, path):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/99_cli.ipynb #11c071c7
+def load_windows(data:str, # a dataset name of `load_dataset`, or a path to a CSV file
+                 seq_len:int=24, # window length L
+                 data_dir:str|None=None, # folder with the real data files (else $TSBL_DATA_DIR or the download cache)
+                ) -> np.ndarray:
+    "Training windows (N, L, C) in original units from a dataset name or a CSV file."
+    from tsbridge_lambda.data import load_dataset, from_csv, DATASETS
+    if Path(data).suffix.lower() == '.csv' or Path(data).exists():
+        if not Path(data).exists(): raise FileNotFoundError(f"No such CSV file: {data}")
+        return from_csv(data, seq_len=seq_len).train
+    if data not in DATASETS: raise ValueError(f"{data!r} is neither a CSV file nor a dataset name ({', '.join(sorted(DATASETS))}).")
+    kw = {} if data in ('sines', 'mujoco') else {'data_dir': data_dir}
+    return load_dataset(data, seq_len=seq_len, **kw).train
+
+def write_samples(x:np.ndarray, # (n, L, C) samples
+                  path:str|Path, # .npy or .csv
+                  columns:list|None=None, # channel names for CSV
+                 ) -> Path:
+    "Save samples atomically as .npy (n, L, C) or as a CSV table with columns window, step and one per channel."
+    path = Path(path)
+    if path.suffix == '.npy':
+        with atomic_write(path) as f: np.save(f, x)
+    elif path.suffix == '.csv':
+        import pandas as pd
+        n, L, C = x.shape
+        cols = columns or [f'ch{c}' for c in range(C)]
+        df = pd.DataFrame(x.reshape(n * L, C), columns=cols)
+        df.insert(0, 'step', np.tile(np.arange(L), n)); df.insert(0, 'window', np.repeat(np.arange(n), L))
+        with atomic_write(path, 'w') as f: df.to_csv(f, index=False)
+    else: raise ValueError(f"Output must end in .npy or .csv, got {path.name!r}.")
+    return path
+
+# %% ../nbs/99_cli.ipynb #0ee91d6b
+def real_vs_fake_figure(real:np.ndarray, fake:np.ndarray, # (N, L, C) windows in the same units
+                        title:str='', channels:int=3, n_lines:int=20, seed:int=0):
+    "Real against generated windows per channel, and a PCA panel of the flattened windows."
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(seed)
+    C = min(channels, real.shape[2])
+    fig, axs = plt.subplots(2, C + 1, figsize=(3.2 * (C + 1), 5), squeeze=False)
+    for c in range(C):
+        for row, (x, name, col) in enumerate([(real, 'real', 'C3'), (fake, 'generated', 'C0')]):
+            for k in rng.choice(len(x), min(n_lines, len(x)), replace=False): axs[row, c].plot(x[k, :, c], color=col, alpha=0.35, lw=0.8)
+            axs[row, c].set_title(f'{name}, channel {c}', fontsize=9)
+    from sklearn.decomposition import PCA
+    m = min(len(real), len(fake), 2000)
+    R, Fk = real[rng.choice(len(real), m, replace=False)].reshape(m, -1), fake[rng.choice(len(fake), m, replace=False)].reshape(m, -1)
+    pca = PCA(2).fit(R)
+    gs = axs[0, C].get_gridspec(); axs[0, C].remove(); axs[1, C].remove()
+    ax = fig.add_subplot(gs[:, C])
+    for Z, name, col in [(R, 'real', 'C3'), (Fk, 'generated', 'C0')]:
+        P = pca.transform(Z); ax.scatter(P[:, 0], P[:, 1], s=3, alpha=0.4, color=col, label=name)
+    ax.set_title('PCA of windows', fontsize=9); ax.legend(fontsize=8, markerscale=3)
+    fig.suptitle(title); fig.tight_layout()
+    return fig
+
+# %% ../nbs/99_cli.ipynb #89451070
+def quickstart(out:str|Path='runs/quickstart', # output folder
+               steps:int=2000, # optimiser steps
+               batch_size:int=64, # windows per step
+               n_windows:int=2000, # sines windows to train on (and to generate)
+               seed:int=0, # seed of data, weights, training and sampling
+               device=None, # None: CUDA when present
+               disable:bool|None=None, # True silences progress bars
+              ) -> dict:
+    "Fit TimeBridge-GP on sines, sample, and write model.pt, samples.npy, quickstart.png and quickstart.json."
+    import time
+    from tsbridge_lambda.data import load_dataset
+    from tsbridge_lambda.timebridge import TimeBridge
+    import matplotlib.pyplot as plt
+    out = Path(out)
+    real = load_dataset('sines', n_samples=n_windows, seed=seed).X
+    t0 = time.time()
+    tb = TimeBridge(prior='gp', preset='sines', steps=steps, batch_size=batch_size, seed=seed, device=device)
+    tb.fit(real, disable=disable, checkpoint=out / 'checkpoint.pt')
+    t1 = time.time()
+    fake = tb.sample(len(real), seed=seed, disable=disable)
+    t2 = time.time()
+    tb.save(out / 'model.pt'); write_samples(fake, out / 'samples.npy')
+    fig = real_vs_fake_figure(real, fake, f'TimeBridge-GP on sines: {steps} steps, batch {batch_size}')
+    savefig(fig, out / 'quickstart.png', dpi=80); plt.close(fig)
+    summary = {'steps': steps, 'batch_size': batch_size, 'n_windows': len(real), 'fit_seconds': round(t1 - t0, 1),
+               'sample_seconds': round(t2 - t1, 1), 'nfe_per_sample': 119, 'final_loss_mean_100': float(np.mean(tb.history_[-100:])),
+               'length_scale': float(tb.prior_.length_scale), 'device': str(tb.device), 'figure': str(out / 'quickstart.png')}
+    with atomic_write(out / 'quickstart.json', 'w') as f: json.dump(summary, f, indent=2)
+    (out / 'checkpoint.pt').unlink(missing_ok=True)
+    return summary
+
 # %% ../nbs/99_cli.ipynb #cbe6ddd3
 def _parser():
     p = argparse.ArgumentParser(prog='tsbl', description='tsbridge_lambda: diffusion bridges and paired cross-modal diffusion for time series.')
@@ -89,7 +177,52 @@ def _parser():
     d.add_argument('--churn', type=float, default=0.33, help='fraction of each step done by the reverse SDE')
     d.add_argument('--seed', type=int, default=0, help='random seed')
     d.add_argument('--quiet', action='store_true', help='no progress bar')
+
+    q = sub.add_parser('quickstart', help='fit TimeBridge-GP on sines (a few minutes on a CPU), sample, save a figure')
+    q.add_argument('--out', default='runs/quickstart', help='output folder (default: runs/quickstart)')
+    q.add_argument('--steps', type=int, default=2000, help='optimiser steps (default 2000)')
+    q.add_argument('--batch-size', type=int, default=64, help='windows per step (default 64)')
+    q.add_argument('--seed', type=int, default=0)
+    q.add_argument('--device', default=None, help="'cpu', 'cuda' (default: CUDA when present)")
+    q.add_argument('--quiet', action='store_true', help='no progress bars')
+
+    f = sub.add_parser('fit', help='fit a TimeBridge (or Gaussian-diffusion) model to a dataset or a CSV file',
+                       description='Fit a model and save it to --out. DATA is a dataset name (sines, stocks, etth, energy, fmri, mujoco) '
+                                   'or a CSV file of numeric columns, one row per time step.')
+    f.add_argument('data', help='dataset name or CSV path')
+    f.add_argument('--out', required=True, help='model file to write, e.g. runs/sines/model.pt')
+    f.add_argument('--model', choices=['timebridge', 'gaussian'], default='timebridge', help='TimeBridge or the DDPM baseline')
+    f.add_argument('--prior', choices=['gp', 'data', 'gaussian'], default='gp', help='TimeBridge prior (default gp)')
+    f.add_argument('--preset', default=None, help='settings bundle (default: the dataset name if it is one, else sines)')
+    f.add_argument('--steps', type=int, default=None, help="optimiser steps (default: the preset's)")
+    f.add_argument('--batch-size', type=int, default=None, help="windows per step (default: the preset's)")
+    f.add_argument('--seq-len', type=int, default=24, help='window length L (default 24)')
+    f.add_argument('--data-dir', default=None, help='folder with the real data files (default: $TSBL_DATA_DIR or the download cache)')
+    f.add_argument('--checkpoint', default=None, help='checkpoint file, written periodically')
+    f.add_argument('--resume', action='store_true', help='continue from --checkpoint if it exists')
+    f.add_argument('--seed', type=int, default=0)
+    f.add_argument('--device', default=None)
+    f.add_argument('--quiet', action='store_true')
+
+    s = sub.add_parser('sample', help='draw windows from a saved model into .npy or .csv')
+    s.add_argument('model', help='a model file written by tsbl fit')
+    s.add_argument('--n', type=int, required=True, help='number of windows')
+    s.add_argument('--out', required=True, help='.npy (n, L, C) or .csv (window, step, channels)')
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--nfe', type=int, default=None, help='Gaussian baseline only: network evaluations (DDIM); default: all steps (DDPM)')
+    s.add_argument('--device', default=None)
+    s.add_argument('--quiet', action='store_true')
     return p
+
+def _load_model(path, device=None):
+    "A saved TimeBridge or GaussianDiffusion, whichever the file holds."
+    from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion, MODEL_FORMAT
+    try: kind = torch.load(path, map_location='cpu', weights_only=True).get('kind')
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(f"Could not read model file {path}: {e}") from e
+    cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}.get(kind)
+    if cls is None: raise ValueError(f"{path} is not a TimeBridge or GaussianDiffusion model file.")
+    return cls.load(path, device=device)
 
 def main(argv:list|None=None # arguments (default: sys.argv[1:])
         ) -> int:
@@ -102,4 +235,25 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
         print(f"bridge demo: {s['n']} series, {s['steps']} steps ({s['nfe']} denoiser calls); "
               f"max |mean error| {s['max_abs_mean_error']:.3f}, sample variance {s['mean_sample_var']:.4f} (target {s['target_var']})")
         print(f"wrote {s['figure']}")
+    elif args.command == 'quickstart':
+        s = quickstart(args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device, disable=True if args.quiet else None)
+        print(f"TimeBridge-GP on sines: fit {s['fit_seconds']} s ({s['steps']} steps, batch {s['batch_size']}), "
+              f"sampled {s['n_windows']} windows in {s['sample_seconds']} s on {s['device']}; final loss {s['final_loss_mean_100']:.4f}")
+        print(f"wrote {s['figure']} and model.pt, samples.npy, quickstart.json in {args.out}")
+    elif args.command == 'fit':
+        from tsbridge_lambda.data import DATASETS
+        from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
+        X = load_windows(args.data, args.seq_len, args.data_dir)
+        preset = args.preset or (args.data if args.data in DATASETS and args.data in VP_PRESETS else 'sines')
+        kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
+        est = TimeBridge(prior=args.prior, **kw) if args.model == 'timebridge' else GaussianDiffusion(**kw)
+        est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume)
+        est.save(args.out)
+        print(f"fitted {type(est).__name__} on {len(X)} windows of shape {X.shape[1:]}; wrote {args.out}")
+    elif args.command == 'sample':
+        est = _load_model(args.model, args.device)
+        kw = {'nfe': args.nfe} if args.nfe is not None else {}
+        x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
+        write_samples(x, args.out)
+        print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
     return 0
