@@ -14,7 +14,8 @@ from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, gaussian_denoiser
 
 # %% auto #0
-__all__ = ['bridge_demo', 'demo_figure', 'load_windows', 'write_samples', 'real_vs_fake_figure', 'quickstart', 'main']
+__all__ = ['bridge_demo', 'demo_figure', 'load_windows', 'write_samples', 'real_vs_fake_figure', 'quickstart', 'impute_csv',
+           'main']
 
 # %% ../nbs/99_cli.ipynb #6a326c4e
 def bridge_demo(out:str|Path|None='runs/demo', # folder for demo.png and demo.json; None writes nothing
@@ -81,12 +82,18 @@ def demo_figure(x_T, x_0, mean, var, path):
 def load_windows(data:str, # a dataset name of `load_dataset`, or a path to a CSV file
                  seq_len:int=24, # window length L
                  data_dir:str|None=None, # folder with the real data files (else $TSBL_DATA_DIR or the download cache)
+                 columns:list|None=None, # CSV only: the channel columns (default: every numeric column)
                 ) -> np.ndarray:
     "Training windows (N, L, C) in original units from a dataset name or a CSV file."
     from tsbridge_lambda.data import load_dataset, from_csv, DATASETS
     if Path(data).suffix.lower() == '.csv' or Path(data).exists():
         if not Path(data).exists(): raise FileNotFoundError(f"No such CSV file: {data}")
-        return from_csv(data, seq_len=seq_len).train
+        if columns is None:
+            import pandas as pd
+            try: head = pd.read_csv(data, nrows=200)
+            except Exception as e: raise ValueError(f"Could not read {data} as a CSV table ({type(e).__name__}: {e}).") from e
+            columns = [c for c in head.columns if pd.api.types.is_numeric_dtype(head[c])]
+        return from_csv(data, seq_len=seq_len, columns=columns).train
     if data not in DATASETS: raise ValueError(f"{data!r} is neither a CSV file nor a dataset name ({', '.join(sorted(DATASETS))}).")
     kw = {} if data in ('sines', 'mujoco') else {'data_dir': data_dir}
     return load_dataset(data, seq_len=seq_len, **kw).train
@@ -165,6 +172,36 @@ def quickstart(out:str|Path='runs/quickstart', # output folder
     (out / 'checkpoint.pt').unlink(missing_ok=True)
     return summary
 
+# %% ../nbs/99_cli.ipynb #055fff51
+def impute_csv(model, # a fitted TimeBridge with task='impute'
+               input:str|Path, # CSV with NaN gaps
+               output:str|Path, # filled CSV to write
+               bands:str|Path|None=None, # optional CSV of <column>_lower / <column>_upper
+               columns:list|None=None, # channel columns (default: all numeric columns)
+               n_samples:int=20, seed:int=0, disable:bool|None=None,
+              ) -> dict:
+    "Impute the gaps of a CSV file with a TimeBridge imputation model; write the filled table (and bands) atomically."
+    import pandas as pd
+    try: df = pd.read_csv(input)
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(f"Could not read {input} as a CSV table ({type(e).__name__}: {e}); pass a comma-separated file with a header row.") from e
+    if columns is None: columns = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    missing = [c for c in columns if c not in df.columns]
+    if missing: raise ValueError(f"Columns {missing} are not in {input}; it has {list(df.columns)}.")
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad: raise ValueError(f"Columns {bad} of {input} are not numeric; name the channel columns with --columns.")
+    if len(columns) != model.shape_[1]:
+        raise ValueError(f"The model was trained on {model.shape_[1]} channels but {input} has {len(columns)} channel columns {columns}; "
+                         "pick them with --columns in the training order.")
+    x = df[columns].to_numpy(np.float64)
+    res = model.impute(x, n_samples=n_samples, seed=seed, disable=disable)
+    filled = df.copy(); filled[columns] = np.where(np.isnan(x), res.median, x)     # observed cells exactly as read
+    with atomic_write(output, 'w') as f: filled.to_csv(f, index=False)
+    if bands is not None:
+        b = pd.DataFrame({f'{c}_{k}': v[:, i] for i, c in enumerate(columns) for k, v in (('lower', res.lower), ('upper', res.upper))})
+        with atomic_write(bands, 'w') as f: b.to_csv(f, index=False)
+    return {'rows': len(df), 'channels': columns, 'filled': int(np.isnan(x).sum())}
+
 # %% ../nbs/99_cli.ipynb #cbe6ddd3
 def _parser():
     p = argparse.ArgumentParser(prog='tsbl', description='tsbridge_lambda: diffusion bridges and paired cross-modal diffusion for time series.')
@@ -203,6 +240,21 @@ def _parser():
     f.add_argument('--seed', type=int, default=0)
     f.add_argument('--device', default=None)
     f.add_argument('--quiet', action='store_true')
+
+    f.add_argument('--columns', default=None, help='CSV only: comma-separated channel columns (default: every numeric column)')
+    f.add_argument('--task', choices=['unconditional', 'trend', 'impute'], default='unconditional', help='TimeBridge task (default unconditional)')
+    f.add_argument('--mask', choices=['random', 'geometric'], default='random', help='imputation training masks (task impute)')
+
+    im = sub.add_parser('impute', help='fill the NaN gaps of a CSV with a TimeBridge imputation model (tsbl fit --task impute)')
+    im.add_argument('--model', required=True, help='model file written by tsbl fit --task impute')
+    im.add_argument('--input', required=True, help='CSV, one row per time step, empty or NaN cells are gaps')
+    im.add_argument('--output', required=True, help='filled CSV to write (same rows and columns)')
+    im.add_argument('--bands', default=None, help='optional CSV of 5 %% and 95 %% quantiles per channel')
+    im.add_argument('--columns', default=None, help='comma-separated channel columns (default: all numeric columns)')
+    im.add_argument('--n-samples', type=int, default=20, help='imputations per gap (default 20)')
+    im.add_argument('--seed', type=int, default=0)
+    im.add_argument('--device', default=None)
+    im.add_argument('--quiet', action='store_true')
 
     s = sub.add_parser('sample', help='draw windows from a saved model into .npy or .csv')
     s.add_argument('model', help='a model file written by tsbl fit')
@@ -243,13 +295,19 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
     elif args.command == 'fit':
         from tsbridge_lambda.data import DATASETS
         from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
-        X = load_windows(args.data, args.seq_len, args.data_dir)
+        X = load_windows(args.data, args.seq_len, args.data_dir, args.columns.split(',') if args.columns else None)
         preset = args.preset or (args.data if args.data in DATASETS and args.data in VP_PRESETS else 'sines')
         kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
-        est = TimeBridge(prior=args.prior, **kw) if args.model == 'timebridge' else GaussianDiffusion(**kw)
+        est = (TimeBridge(prior=args.prior, task=args.task, mask=args.mask, **kw) if args.model == 'timebridge'
+               else GaussianDiffusion(**kw))
         est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume)
         est.save(args.out)
         print(f"fitted {type(est).__name__} on {len(X)} windows of shape {X.shape[1:]}; wrote {args.out}")
+    elif args.command == 'impute':
+        model = _load_model(args.model, args.device)
+        r = impute_csv(model, args.input, args.output, args.bands, args.columns.split(',') if args.columns else None,
+                       args.n_samples, args.seed, disable=True if args.quiet else None)
+        print(f"filled {r['filled']} gaps in {r['rows']} rows of {r['channels']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
     elif args.command == 'sample':
         est = _load_model(args.model, args.device)
         kw = {'nfe': args.nfe} if args.nfe is not None else {}

@@ -39,8 +39,9 @@ def impute_series(model, # a fitted TimeBridge with task='impute'
                   overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
                  ) -> Imputation:
     "Impute every NaN of X with the point-preserving sampler, window by window (see above)."
+    dtype = np.asarray(X).dtype if np.issubdtype(np.asarray(X).dtype, np.floating) else np.float32
     single = np.ndim(X) == 2
-    X = check_series(X[None] if single else X, 'X', allow_nan=True, channels=model.shape_[1], min_length=model.shape_[0])
+    X = check_series(X[None] if single else X, 'X', allow_nan=True, channels=model.shape_[1], min_length=model.shape_[0], dtype=np.float64)
     if n_samples < 1: raise ValueError(f"n_samples must be positive, got {n_samples}.")
     observed = ~np.isnan(X)
     if not observed.any(axis=1).all():
@@ -55,11 +56,11 @@ def impute_series(model, # a fitted TimeBridge with task='impute'
         x_T = spline_fill(w, obs).to(model.device)
         out = model._bridge_sample(x_T, g, disable, steps, churn, mask=~obs.to(model.device)).cpu()
         cur[:, st:st + L] = torch.where(obs, w, out).numpy()
-    samples = model.scaler.inverse_transform(cur).reshape(n_samples, N, T, C).astype(np.float32)
+    samples = model.scaler.inverse_transform(cur).reshape(n_samples, N, T, C)
     samples = np.where(observed[None], X[None], samples)                           # observed values exactly as given
-    lo, med, hi = np.quantile(samples, [quantiles[0], 0.5, quantiles[1]], axis=0).astype(np.float32)
-    pick = (lambda a: a[0]) if single else (lambda a: a)
-    return Imputation(pick(med), pick(lo), pick(hi), (samples[:, 0] if single else samples) if return_samples else None)
+    lo, med, hi = np.quantile(samples, [quantiles[0], 0.5, quantiles[1]], axis=0)
+    out = lambda a: (a[0] if single else a).astype(dtype)
+    return Imputation(out(med), out(lo), out(hi), (samples[:, 0] if single else samples).astype(dtype) if return_samples else None)
 
 # %% ../nbs/10_conditional.ipynb #52ac4779
 def linear_interpolation(X, # (N, T, C) or (T, C), NaN = missing
