@@ -92,7 +92,7 @@ def ddpm_loss(model, # model(x_i, time, **extra) -> estimate of x_0, time = (i +
     gdev = generator.device if generator is not None else x_0.device
     i = torch.randint(schedule.n_steps, (n,), generator=generator, device=gdev).to(x_0.device)
     noise = torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype, device=gdev).to(x_0.device)
-    x_i = schedule.q_sample(x_0, i.cpu(), noise) if x_0.device.type == 'cpu' else schedule.q_sample(x_0, i, noise)
+    x_i = schedule.q_sample(x_0, i.cpu(), noise)                       # schedule tables live on the CPU
     pred = model(x_i, ddpm_time(i, schedule.n_steps).to(x_0.dtype), **(extra_args or {}))
     if mask is not None: pred = torch.where(mask, pred, x_0)
     return reconstruction_loss(pred, x_0, loss, lambda_f)
