@@ -51,15 +51,15 @@ def notebook_path(name:str # an experiment name (see `list_experiments`) or a pa
 
 # %% ../nbs/16_experiments.ipynb #d7ef72a6
 PRESETS = {
-    'quick': dict(steps=300, batch_size=32, max_train=2000, n_eval=256, sample_steps=10, baseline_nfe=29, repeats=2, fid_iters=50,
+    'quick': dict(steps=300, batch_size=32, warmup=30, max_train=2000, n_eval=256, sample_steps=10, baseline_nfe=29, repeats=2, fid_iters=50,
                   disc_iters=200, pred_iters=200, n_generated=10000, impute_samples=5, max_test=128,
                   backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=32, n_heads=4), device='cpu', torch_threads=1),
-    'paper': dict(steps=None, batch_size=None, max_train=None, n_eval=None, sample_steps=40, baseline_nfe=None, repeats=5, fid_iters=None,
+    'paper': dict(steps=None, batch_size=None, warmup=None, max_train=None, n_eval=None, sample_steps=40, baseline_nfe=None, repeats=5, fid_iters=None,
                   disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=100, max_test=None,
                   backbone=None, device=None, torch_threads=None),
 }
 SETTING_NOTES = {   # what each knob means, printed under every table
-    'steps': "optimiser steps (None: the dataset's training preset)", 'batch_size': "windows per step (None: the preset's)",
+    'steps': "optimiser steps (None: the dataset's training preset)", 'warmup': 'learning-rate warm-up steps (None: 500)', 'batch_size': "windows per step (None: the preset's)",
     'max_train': 'training windows drawn at random (None: all)', 'n_eval': 'real and generated windows scored (None: all)',
     'sample_steps': 'Heun steps (NFE = 3 steps - 1)',
     'baseline_nfe': 'network evaluations of the Gaussian baseline (DDIM; None: its 500-step DDPM chain)', 'repeats': 'seeded repeats of every metric',
@@ -119,8 +119,8 @@ def make_model(method:str, # a key of METHODS
     "An unfitted estimator for one row of a table."
     from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}.")
-    kw = dict(preset=model_preset(dataset), steps=s['steps'], batch_size=s['batch_size'], seed=seed, device=s['device'],
-              backbone=s['backbone'], **config)
+    kw = dict(preset=model_preset(dataset), steps=s['steps'], batch_size=s['batch_size'], warmup=s['warmup'], seed=seed,
+              device=s['device'], backbone=s['backbone'], **config)
     if METHODS[method] is None: return GaussianDiffusion(**kw)
     return (cls or TimeBridge)(prior=METHODS[method], **kw)
 
@@ -396,6 +396,8 @@ PUBLISHED.update(_table('timebridge', '11', {
 # %% ../nbs/16_experiments.ipynb #73a194c7
 def _fmt(mean, hw, digits=4):
     if mean is None or (isinstance(mean, float) and math.isnan(mean)): return ''
+    nohw = hw is None or (isinstance(hw, float) and math.isnan(hw))
+    if nohw and float(mean).is_integer() and abs(mean) >= 10: return str(int(mean))     # counts such as NFE
     if abs(mean) >= 100: digits = 1
     elif abs(mean) >= 10: digits = 2
     s = f'{mean:.{digits}f}'
