@@ -12,7 +12,7 @@ import torch
 from .core import atomic_write, savefig
 
 # %% auto #0
-__all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'METHODS', 'METRIC_NAMES', 'PUBLISHED_SOURCE', 'PUBLISHED',
+__all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE', 'PUBLISHED',
            'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'subsample', 'train_windows',
            'model_preset', 'make_model', 'generate', 'score', 'pool', 'samples_figure', 'fmatching_coeffs',
            'fmatching_class', 'machine', 'run_folder', 'Recorder', 'load_results', 'collect', 'table_markdown',
@@ -289,7 +289,10 @@ class Recorder:
         return res
 
 # %% ../nbs/16_experiments.ipynb #3f0eaaab
-PUBLISHED_SOURCE = {'timebridge': 'Park et al., "TimeBridge: Better Diffusion Prior Design with Bridge Models for Time Series Generation" (the paper text in shared/papers)'}
+PAPERS = {'timebridge': 'TimeBridge', 'lambda': 'LAMBDA'}   # paper key -> the name in table headings
+PUBLISHED_SOURCE = {   # where the numbers of PUBLISHED come from (the paper texts in shared/papers)
+    'timebridge': 'Park, Lee, Jeong, Choi, Lee: "Leveraging Priors via Diffusion Bridge for Time Series Generation" (TimeBridge), Tables 1-6, 11-18',
+    'lambda': '"LAMBDA: Diffusion-Step Alignment for Learning Robust Cross-Modal Representations in Time Series": no entries yet'}
 
 def _pm(s:str) -> tuple:
     "'0.052±.004' -> (0.052, 0.004); a bare number -> (x, nan)."
@@ -470,7 +473,7 @@ def run_markdown(r:dict) -> str:
     df = _collect([r])
     parts = [f"## {r['experiment']}", '']
     for t, g in df.groupby('table', sort=False):
-        parts += [f"### {r['paper'].capitalize() if r['paper'] != 'timebridge' else 'TimeBridge'} Table {t}", '', table_markdown(g), '']
+        parts += [f"### {PAPERS.get(r['paper'], r['paper'])} Table {t}", '', table_markdown(g), '']
     parts += [settings_line(r), ''] + [f'- {n}' for n in r.get('notes', [])]
     return '\n'.join(parts).rstrip() + '\n'
 
