@@ -1,6 +1,6 @@
 """The experiment notebooks (nbs/experiments): one `parameters` cell each, skipped by nbdev_test, shipped in the
 wheel byte for byte, `tsbl run` end to end on a tiny override, and `report` on fake runs."""
-import json, math, subprocess, sys, zipfile
+import json, math, shutil, subprocess, sys, zipfile
 from pathlib import Path
 
 import pytest
@@ -71,7 +71,12 @@ def test_report_from_fake_results(tmp_path):
 
 
 def test_wheel_ships_the_notebooks(tmp_path):
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(tmp_path), str(ROOT)],
+    # built from a fresh copy of what setup.py reads, so no stale build/ folder of the checkout can hide a difference
+    src = tmp_path / 'src'
+    shutil.copytree(ROOT / 'tsbridge_lambda', src / 'tsbridge_lambda', ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copytree(EXP, src / 'nbs' / 'experiments', ignore=shutil.ignore_patterns('results', '.*'))
+    for f in ('setup.py', 'settings.ini', 'README.md', 'LICENSE', 'MANIFEST.in'): shutil.copy(ROOT / f, src / f)
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(tmp_path), str(src)],
                    check=True, capture_output=True)
     whl, = tmp_path.glob('tsbridge_lambda-*.whl')
     z = zipfile.ZipFile(whl)
