@@ -91,7 +91,9 @@ class Trainer:
         if not torch.isfinite(loss): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.hp['grad_clip']: nn.utils.clip_grad_norm_(self.model.parameters(), self.hp['grad_clip'])
+        if self.hp['grad_clip']:                       # a model may ask for separate clipping groups (LAMBDA's two denoisers)
+            for group in (self.model.clip_groups() if hasattr(self.model, 'clip_groups') else [self.model.parameters()]):
+                nn.utils.clip_grad_norm_(group, self.hp['grad_clip'])
         self.opt.step()
         self.history.append(float(loss.detach()))
         self._schedule()
