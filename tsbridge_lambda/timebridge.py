@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_timebridge.ipynb #ac74bdf4
 from __future__ import annotations
-import math
+import math, hashlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim
 from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
 from .backbone import make_backbone, BACKBONE_PRESETS, TRAIN_PRESETS
 from .loss import dmatching_loss, ddpm_loss, ddpm_time
-from .train import Trainer
+from .train import Trainer, is_main_process
 from .data import MinMaxScaler, trend, random_mask, geometric_mask, TREND_KINDS
 from .priors import spline_fill
 
@@ -63,29 +63,52 @@ class _Estimator:
         return make_backbone(c['preset'], C, L, seed=c['seed'], cond_channels=cond_channels, **(c.get('backbone') or {}))
 
     def fit(self,
-            X, # training windows (N, L, C) in your units
+            X, # training windows (N, L, C) in your units (task='impute': NaN marks values that were never observed)
             steps:int|None=None, # optimiser steps (default: the preset's)
             disable:bool|None=None, # True silences the progress bar
             callback=None, # called after every step with {'step', 'loss', 'lr', 'trainer'}
             checkpoint:str|Path|None=None, # file for periodic checkpoints
             resume:bool=False, # continue from `checkpoint` if it exists
+            distributed:bool|None=None, # data parallel over torchrun's processes (None: when WORLD_SIZE > 1), see the Trainer
            ):
         "Fit the scaler, the prior and the network to training windows."
-        X = check_series(X, 'X', min_length=3)
+        impute = self.config.get('task') == 'impute'
+        X = check_series(X, 'X', min_length=3, allow_nan=impute)
         if len(X) < 2: raise ValueError(f"X has {len(X)} window; training needs at least 2.")
+        if impute and not (~np.isnan(X)).any(axis=1).any(axis=0).all():
+            raise ValueError("X has a channel with no observed (non-NaN) value in any window; drop that channel before training.")
         if self.shape_ is not None and X.shape[1:] != self.shape_:
             raise ValueError(f"This model was built for windows of shape {self.shape_}, got {X.shape[1:]}; create a new estimator.")
+        if resume and not checkpoint: raise ValueError("resume=True needs the checkpoint file to continue from: pass checkpoint=...")
+        if steps is not None and int(steps) < 1: raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}.")
+        state = Trainer.read_checkpoint(checkpoint) if resume and Path(checkpoint).exists() else None
+        fingerprint = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+        if state is not None: self._check_resume(state.get('extra', {}), X.shape[1:], fingerprint, checkpoint)
         self.shape_ = X.shape[1:]
         if self.scaler is None: self.scaler = MinMaxScaler().fit(X)
         Xs = torch.as_tensor(self.scaler.transform(X), dtype=torch.float32)
         self._build(Xs)
+        if state is not None: self._load_extra(state['extra'])        # the prior exactly as fitted before the interruption
         c = self.config
+        extra = {'kind': self._kind, 'shape': list(self.shape_), 'data_sha256': fingerprint, 'scaler': self.scaler.to_dict(), **self._extra_state()}
         trainer = Trainer(self.net_, self._loss_fn(), self._training_data(Xs), batch_size=c['batch_size'], lr=c['lr'], warmup=c['warmup'],
-                          device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'])
-        if resume and checkpoint and Path(checkpoint).exists(): trainer.load_checkpoint(checkpoint)
+                          device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
+                          distributed=distributed, extra=extra)
+        if state is not None: trainer.load_state_dict(state)
         trainer.fit(steps or c['steps'], disable=disable, callback=callback)
-        self.trainer_, self.model_, self.history_ = trainer, trainer.ema, trainer.history
+        self.trainer_, self.model_, self.history_, self.device = trainer, trainer.ema, trainer.history, trainer.device
         return self
+
+    def _check_resume(self, extra, shape, fingerprint, checkpoint):
+        "Refuse to resume from a checkpoint of another model kind, window shape or training set."
+        if extra.get('kind', self._kind) != self._kind:
+            raise ValueError(f"{checkpoint} is a checkpoint of a {extra['kind']} model, not {self._kind}; use another checkpoint file.")
+        if 'shape' in extra and tuple(extra['shape']) != tuple(shape):
+            raise ValueError(f"{checkpoint} was written for windows of shape {tuple(extra['shape'])}, but X has {tuple(shape)}; "
+                             "resume with the same data or use a new checkpoint file.")
+        if extra.get('data_sha256', fingerprint) != fingerprint:
+            raise ValueError(f"{checkpoint} was written while training on different data; resume with the same X "
+                             "(same windows, same order) or use a new checkpoint file.")
 
     def _check_fitted(self):
         if self.model_ is None: raise RuntimeError(f"This {type(self).__name__} is not fitted: call .fit(X) or load a saved model.")
@@ -109,6 +132,7 @@ class _Estimator:
     def save(self, path:str|Path) -> Path:
         "Write the fitted model (config, EMA weights, scaler, prior) to one file, atomically."
         self._check_fitted()
+        if not is_main_process(): return Path(path)                  # data parallel run: rank 0 writes the file
         state = {'format': MODEL_FORMAT, 'kind': self._kind, 'config': dict(self.config), 'shape': tuple(self.shape_),
                  'weights': {k: v.cpu() for k, v in self.model_.state_dict().items()}, 'scaler': self.scaler.to_dict(),
                  'history': torch.tensor(self.history_, dtype=torch.float64), **self._extra_state()}
@@ -121,12 +145,17 @@ class _Estimator:
              device=None, # where to put the model (None: CUDA when present)
             ):
         "Load a saved model (read with weights_only=True: no code in the file is run)."
+        path = Path(path)
+        if not path.is_file(): raise FileNotFoundError(f"No model file at {path}; pass the file written by {cls.__name__}.save or tsbl fit --out.")
         try: state = torch.load(path, map_location='cpu', weights_only=True)
-        except FileNotFoundError: raise
-        except Exception as e: raise ValueError(f"Could not read model file {path}: {e}. Is it a file written by {cls.__name__}.save?") from e
+        except Exception as e:
+            raise ValueError(f"Could not read model file {path} ({type(e).__name__}); it is truncated or not a file written by "
+                             f"{cls.__name__}.save: fit and save the model again.") from e
         if not isinstance(state, dict) or state.get('format') != MODEL_FORMAT:
-            raise ValueError(f"{path} is not a tsbridge_lambda model of format {MODEL_FORMAT!r} (found {state.get('format') if isinstance(state, dict) else type(state).__name__}).")
-        if state['kind'] != cls._kind:
+            found = state.get('format') if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{path} is not a tsbridge_lambda model of format {MODEL_FORMAT!r} (found {found!r}): it was written by another "
+                             "program or another version of tsbridge_lambda; load it with that version, or fit and save the model again.")
+        if state.get('kind') != cls._kind:
             raise ValueError(f"{path} holds a {state['kind']} model; load it with the matching class, not {cls.__name__}.")
         config = dict(state['config']); preset = config.pop('preset')
         est = cls(preset=preset, **{**config, 'device': device})
@@ -206,9 +235,10 @@ class TimeBridge(_Estimator):
                 x_0 = batch; x_T = prior.sample(len(x_0), generator, x_0.dtype, x_0.device)
             elif c['task'] == 'trend': x_0, x_T = batch[:, 0], batch[:, 1]
             else:
-                x_0 = batch
-                observed = torch.as_tensor(self._draw_mask(tuple(x_0.shape), generator), device=x_0.device)
-                x_T, mask = spline_fill(x_0, observed), ~observed
+                known = ~torch.isnan(batch)                                  # NaN in the training data: never observed
+                observed = torch.as_tensor(self._draw_mask(tuple(batch.shape), generator), device=batch.device) & known
+                x_T = spline_fill(batch, observed)
+                x_0, mask = torch.where(known, batch, x_T), ~observed & known   # the loss counts hidden values that are known
             return dmatching_loss(self._denoiser(model), bridge, x_0, x_T, generator, c['sigma_data'], c['weighting'], c['loss'],
                                   c['lambda_f'], mask=mask)
         return loss_fn
