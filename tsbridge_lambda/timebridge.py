@@ -44,9 +44,24 @@ class _Estimator:
         unknown = set(config) - set(self._defaults()) - set(base)
         if unknown: raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; see help({type(self).__name__}).")
         self.config = {**self._defaults(), **base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset}
+        self._check_config()
         self.device = get_device(self.config.pop('device', None))
         self.scaler, self.model_, self.history_, self.shape_ = None, None, [], None
 
+    def _check_config(self):
+        "Refuse settings that cannot train, at construction rather than minutes into a run."
+        c = self.config
+        for k in ('steps', 'batch_size', 'checkpoint_every'):
+            if isinstance(c[k], bool) or not isinstance(c[k], (int, np.integer)) or c[k] < 1:
+                raise ValueError(f"{k} must be a positive whole number, got {c[k]!r}.")
+        if isinstance(c['warmup'], bool) or not isinstance(c['warmup'], (int, np.integer)) or c['warmup'] < 0:
+            raise ValueError(f"warmup must be a whole number of steps >= 0, got {c['warmup']!r}.")
+        if not (isinstance(c['lr'], (int, float)) and math.isfinite(c['lr']) and c['lr'] > 0):
+            raise ValueError(f"lr must be a positive learning rate (e.g. 8e-4), got {c['lr']!r}.")
+        if c['seed'] is not None and (isinstance(c['seed'], bool) or not isinstance(c['seed'], (int, np.integer))):
+            raise TypeError(f"seed must be an int (or None for a random run), got {type(c['seed']).__name__}.")
+
+    _sample_settings = ()                                          # keyword settings `sample` passes to the sampler
     # -- model-specific hooks ------------------------------------------------------------------------------------
     @staticmethod
     def _defaults() -> dict: return {}
@@ -122,7 +137,13 @@ class _Estimator:
               ) -> np.ndarray:
         "Draw `n` windows (n, L, C) in the units of the training data."
         self._check_fitted()
-        if int(n) < 1: raise ValueError(f"n must be a positive number of windows, got {n}.")
+        try: whole = int(n) == n
+        except (TypeError, ValueError): whole = False
+        if not whole or n < 1: raise ValueError(f"n must be a positive whole number of windows, got {n!r}.")
+        if int(batch_size) < 1: raise ValueError(f"batch_size must be a positive number of windows per sampler batch, got {batch_size}.")
+        bad = sorted(set(kw) - set(self._sample_settings))
+        if bad: raise TypeError(f"{type(self).__name__}.sample takes {', '.join(self._sample_settings)} as sampler settings, not {bad}.")
+        n = int(n)
         g = make_generator(seed, self.device)
         self.model_.eval()
         out = [self._sample_scaled(min(batch_size, n - i), g, disable, **kw) for i in range(0, int(n), batch_size)]
@@ -184,6 +205,9 @@ class TimeBridge(_Estimator):
         c = self.config
         if c['trend'] not in TREND_KINDS: raise ValueError(f"trend must be one of {TREND_KINDS}, got {c['trend']!r}.")
         if c['mask'] not in ('random', 'geometric'): raise ValueError(f"mask must be 'random' or 'geometric', got {c['mask']!r}.")
+        r = c['missing_ratio']; lo, hi = (r, r) if np.isscalar(r) else tuple(r)
+        if not 0 < lo <= hi < 1:                                   # 0 hides nothing (no loss), 1 hides everything (nothing to condition on)
+            raise ValueError(f"missing_ratio must be a fraction in (0, 1) or a range (low, high) inside it, got {r!r}.")
         if task != 'unconditional' and preset in SIGMA_DATA and 'beta_d' not in config:   # SPEC §2: conditional tasks
             c['beta_min'], c['beta_d'] = VP_PRESETS['conditional']
         self._prior_obj = prior if isinstance(prior, Prior) else None
@@ -246,10 +270,14 @@ class TimeBridge(_Estimator):
     def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, mask=None):
         "Run the sampler from scaled x_T (mask: True = generate)."
         c, bridge = self.config, self.bridge
+        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+            raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
+        if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
         return sample_heun(self._denoiser(self.model_), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
                            bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
                            clip_denoised=c['clip_denoised'])
 
+    _sample_settings = ('steps', 'churn')
     def _sample_scaled(self, n, generator, disable, steps=None, churn=None):
         if self.config['task'] != 'unconditional':
             raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
@@ -288,6 +316,8 @@ class TimeBridge(_Estimator):
         from tsbridge_lambda.conditional import impute_series
         self._check_fitted()
         if self.config['task'] != 'impute': raise ValueError("impute needs a model trained with task='impute'.")
+        if len(quantiles) != 2 or not 0 <= quantiles[0] < quantiles[1] <= 1:
+            raise ValueError(f"quantiles must be (lower, upper) with 0 <= lower < upper <= 1, got {quantiles!r}.")
         return impute_series(self, X, n_samples, quantiles, seed, steps, churn, overlap, return_samples, disable)
 
     def _extra_state(self): return {'prior': self.prior_.state_dict()} if self.config['task'] == 'unconditional' else {}
@@ -317,7 +347,11 @@ class GaussianDiffusion(_Estimator):
     def _loss_fn(self):
         c, sch = self.config, self.schedule
         return lambda model, x_0, generator: ddpm_loss(model, sch, x_0, generator, c['loss'], c['lambda_f'])
+    _sample_settings = ('nfe', 'eta')
     def _sample_scaled(self, n, generator, disable, nfe=None, eta=0.):
+        if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
+            raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
+        if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
         sch, net = self.schedule, self.model_
         model = lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype))
         noise = torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)

@@ -119,6 +119,7 @@ class Trainer:
         self.step, self.history = 0, []
         self.sched = {'base_lr': lr, 'best': math.inf, 'bad': 0}
         self._perm, self._pos, self._signal, self._in_step = None, 0, None, False
+        self.grad_norm = None                                      # the last step's gradient norm before clipping
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel
             B, N, r = self.batch_size, self.world_size, self.rank
@@ -175,7 +176,7 @@ class Trainer:
         if not math.isfinite(value): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.hp['grad_clip']: nn.utils.clip_grad_norm_(self.model.parameters(), self.hp['grad_clip'])
+        if self.hp['grad_clip']: self.grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.hp['grad_clip']))
         self.opt.step()
         self.history.append(value)
         self._schedule()
@@ -207,7 +208,7 @@ class Trainer:
     def fit(self,
             steps:int, # train until this many steps in total (a resumed trainer continues from its step)
             disable:bool|None=None, # True silences the progress bar (always silent on ranks other than 0)
-            callback=None, # called after each step (on every rank) with {'step', 'loss', 'lr', 'trainer'}
+            callback=None, # called after each step (on every rank) with {'step', 'loss', 'lr', 'grad_norm', 'trainer'}
            ) -> 'Trainer':
         "Train up to `steps` total steps, checkpointing periodically, at the end and on SIGINT / SIGTERM."
         self._signal = None
@@ -219,7 +220,7 @@ class Trainer:
                 while self.step < steps:
                     loss = self.train_step(); bar.update(1)
                     if self.step % 20 == 0: bar.set_postfix(loss=f'{sum(self.history[-100:]) / len(self.history[-100:]):.4f}', lr=f'{self.current_lr():.1e}')
-                    if callback is not None: callback({'step': self.step, 'loss': loss, 'lr': self.current_lr(), 'trainer': self})
+                    if callback is not None: callback({'step': self.step, 'loss': loss, 'lr': self.current_lr(), 'grad_norm': self.grad_norm, 'trainer': self})
                     if self._signal is not None:
                         if self.checkpoint: self.save_checkpoint(self.checkpoint)
                         raise TrainingInterrupted(self._signal, self.step, self.checkpoint)
@@ -241,7 +242,7 @@ class Trainer:
         return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'model': self.model.state_dict(), 'ema': self.ema.state_dict(),
                 'optimizer': self.opt.state_dict(), 'sched': dict(self.sched), 'generator': self.generator.get_state(),
                 'perm': self._perm, 'pos': self._pos, 'history': torch.tensor(self.history, dtype=torch.float64),
-                'torch_rng': rng, 'batch_size': self.batch_size, 'extra': self.extra}
+                'torch_rng': rng, 'batch_size': self.batch_size, 'grad_norm': self.grad_norm, 'extra': self.extra}
     def load_state_dict(self, state:dict):
         "Restore from `state_dict()`."
         if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
@@ -260,6 +261,7 @@ class Trainer:
         self.generator.set_state(state['generator'].cpu() if self.generator.device.type == 'cpu' else state['generator'])
         self._perm = None if state['perm'] is None else state['perm'].to(self.device)
         self.step, self._pos, self.history = int(state['step']), int(state['pos']), state['history'].tolist()
+        self.grad_norm = state.get('grad_norm')
         rng = state.get('torch_rng', {})
         if 'cpu' in rng: torch.set_rng_state(rng['cpu'].cpu())
         if 'cuda' in rng and self.device.type == 'cuda': torch.cuda.set_rng_state(rng['cuda'].cpu(), self.device)
@@ -282,8 +284,8 @@ class Trainer:
         if not path.is_file(): raise FileNotFoundError(f"No checkpoint file at {path}.")
         try: state = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as e:
-            raise ValueError(f"Could not read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "
-                             "It may be truncated or not a tsbridge_lambda checkpoint; delete it to start afresh.") from e
+            raise ValueError(f"Could not read checkpoint {path} ({type(e).__name__}); it is truncated or not a tsbridge_lambda "
+                             "checkpoint: delete it to start afresh, or point to the right file.") from e
         if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
             found = state.get('format') if isinstance(state, dict) else type(state).__name__
             raise ValueError(f"{path} is not a trainer checkpoint of format {CHECKPOINT_FORMAT!r} (found {found!r}); it was written by "
