@@ -334,4 +334,5 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
         print(f"tsbl {args.command}: error: {e}", file=sys.stderr)
         return 2
 
-if __name__ == '__main__' and 'ipykernel' not in sys.modules: sys.exit(main())   # python -m tsbridge_lambda.cli (torchrun -m ...)
+# `python -m tsbridge_lambda.cli ...` (also under torchrun) runs main; executing this cell in a notebook does not
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'tsbridge_lambda.cli': sys.exit(main())
