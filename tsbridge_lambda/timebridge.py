@@ -62,6 +62,7 @@ class _Estimator:
             raise TypeError(f"seed must be an int (or None for a random run), got {type(c['seed']).__name__}.")
 
     _sample_settings = ()                                          # keyword settings `sample` passes to the sampler
+    _learns_gaps = False                                           # True: task='impute' training treats NaN as missing
     # -- model-specific hooks ------------------------------------------------------------------------------------
     @staticmethod
     def _defaults() -> dict: return {}
@@ -87,7 +88,7 @@ class _Estimator:
             distributed:bool|None=None, # data parallel over torchrun's processes (None: when WORLD_SIZE > 1), see the Trainer
            ):
         "Fit the scaler, the prior and the network to training windows."
-        impute = self.config.get('task') == 'impute'
+        impute = self.config.get('task') == 'impute' and self._learns_gaps
         X = check_series(X, 'X', min_length=3, allow_nan=impute)
         if len(X) < 2: raise ValueError(f"X has {len(X)} window; training needs at least 2.")
         if impute and not (~np.isnan(X)).any(axis=1).any(axis=0).all():
@@ -148,6 +149,26 @@ class _Estimator:
         self.model_.eval()
         out = [self._sample_scaled(min(batch_size, n - i), g, disable, **kw) for i in range(0, int(n), batch_size)]
         return self.scaler.inverse_transform(torch.cat(out).float().cpu().numpy()).astype(np.float32)
+
+    # -- conditional tasks (the subclass supplies _from_trend and _impute_window) ------------------------------------
+    def _trend_samples(self, trends, n_per_trend, seed, batch_size, disable, **kw):
+        self._check_fitted()
+        if self.config.get('task') != 'trend': raise ValueError("sample_from_trend needs a model trained with task='trend'.")
+        trends = check_series(trends, 'trends', channels=self.shape_[1])
+        if trends.shape[1:] != tuple(self.shape_): raise ValueError(f"trends must have windows of shape {tuple(self.shape_)}, got {trends.shape[1:]}.")
+        if int(n_per_trend) < 1: raise ValueError(f"n_per_trend must be positive, got {n_per_trend}.")
+        g = make_generator(seed, self.device)
+        x_T = torch.as_tensor(self.scaler.transform(np.repeat(trends, n_per_trend, axis=0)), dtype=torch.float32, device=self.device)
+        out = torch.cat([self._from_trend(x_T[i:i + batch_size], g, disable, **kw) for i in range(0, len(x_T), batch_size)])
+        return self.scaler.inverse_transform(out.cpu().numpy()).astype(np.float32).reshape(len(trends), n_per_trend, *self.shape_)
+
+    def _imputations(self, X, n_samples, quantiles, seed, overlap, return_samples, disable, **kw):
+        from tsbridge_lambda.conditional import impute_series
+        self._check_fitted()
+        if self.config.get('task') != 'impute': raise ValueError(f"impute needs a model trained with task='impute'; create {type(self).__name__}(task='impute', ...) and fit it.")
+        if len(quantiles) != 2 or not 0 <= quantiles[0] < quantiles[1] <= 1:
+            raise ValueError(f"quantiles must be (lower, upper) with 0 <= lower < upper <= 1, got {quantiles!r}.")
+        return impute_series(self, X, n_samples, quantiles, seed, overlap, return_samples, disable, **kw)
 
     # -- save / load ---------------------------------------------------------------------------------------------
     def save(self, path:str|Path) -> Path:
@@ -278,12 +299,18 @@ class TimeBridge(_Estimator):
                            clip_denoised=c['clip_denoised'])
 
     _sample_settings = ('steps', 'churn')
+    _learns_gaps = True
     def _sample_scaled(self, n, generator, disable, steps=None, churn=None):
         if self.config['task'] != 'unconditional':
             raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
                              f"{'sample_from_trend' if self.config['task'] == 'trend' else 'impute'} instead of sample.")
         x_T = self.prior_.sample(n, generator, torch.float32, self.device)
         return self._bridge_sample(x_T, generator, disable, steps, churn)
+
+    def _from_trend(self, x_T, generator, disable, steps=None, churn=None): return self._bridge_sample(x_T, generator, disable, steps, churn)
+    def _impute_window(self, w, observed, generator, disable, steps=None, churn=None):
+        "One batch of windows (scaled, NaN = missing): the bridge from the linear spline, observed entries held fixed."
+        return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, mask=~observed)
 
     def sample_from_trend(self,
                           trends, # (M, L, C) trend curves in your units (e.g. from `trend(x, kind)`)
@@ -293,14 +320,7 @@ class TimeBridge(_Estimator):
                           batch_size:int=1024, disable:bool|None=None,
                          ) -> np.ndarray:
         "Series that follow the given trends: (M, n_per_trend, L, C) in your units (task='trend')."
-        self._check_fitted()
-        if self.config['task'] != 'trend': raise ValueError("sample_from_trend needs a model trained with task='trend'.")
-        trends = check_series(trends, 'trends', channels=self.shape_[1])
-        if trends.shape[1:] != tuple(self.shape_): raise ValueError(f"trends must have windows of shape {tuple(self.shape_)}, got {trends.shape[1:]}.")
-        g = make_generator(seed, self.device)
-        x_T = torch.as_tensor(self.scaler.transform(np.repeat(trends, n_per_trend, axis=0)), dtype=torch.float32, device=self.device)
-        out = torch.cat([self._bridge_sample(x_T[i:i + batch_size], g, disable, steps, churn) for i in range(0, len(x_T), batch_size)])
-        return self.scaler.inverse_transform(out.cpu().numpy()).astype(np.float32).reshape(len(trends), n_per_trend, *self.shape_)
+        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, steps=steps, churn=churn)
 
     def impute(self,
                X, # (N, T, C) or (T, C) series in your units, NaN = missing; T may exceed the window length L
@@ -313,12 +333,7 @@ class TimeBridge(_Estimator):
                disable:bool|None=None,
               ):
         "Fill NaN gaps with the point-preserving bridge sampler: median, bands (and samples), observed values kept exactly."
-        from tsbridge_lambda.conditional import impute_series
-        self._check_fitted()
-        if self.config['task'] != 'impute': raise ValueError("impute needs a model trained with task='impute'.")
-        if len(quantiles) != 2 or not 0 <= quantiles[0] < quantiles[1] <= 1:
-            raise ValueError(f"quantiles must be (lower, upper) with 0 <= lower < upper <= 1, got {quantiles!r}.")
-        return impute_series(self, X, n_samples, quantiles, seed, steps, churn, overlap, return_samples, disable)
+        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, steps=steps, churn=churn)
 
     def _extra_state(self): return {'prior': self.prior_.state_dict()} if self.config['task'] == 'unconditional' else {}
     def _load_extra(self, state):
@@ -333,29 +348,72 @@ class GaussianDiffusion(_Estimator):
     _kind = 'gaussian_diffusion'
     def __init__(self,
                  preset:str='sines', # settings bundle, as for TimeBridge
-                 **config, # overrides: n_steps, betas ('cosine'|'linear'), steps, batch_size, lr, loss, lambda_f, clip_denoised, seed, device
+                 task:str='unconditional', # 'unconditional'; 'trend' (the trend enters as a condition); 'impute' (RePaint-style replacement)
+                 **config, # overrides: trend ('linear'|'poly'|'butter'), n_steps, betas ('cosine'|'linear'), steps, batch_size, lr,
+                           # loss, lambda_f, clip_denoised, seed, device
                 ):
-        super().__init__(preset, **config)
+        if task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+        super().__init__(preset, **config, task=task)
+        if self.config['trend'] not in TREND_KINDS: raise ValueError(f"trend must be one of {TREND_KINDS}, got {self.config['trend']!r}.")
     @staticmethod
-    def _defaults(): return dict(n_steps=500, betas='cosine', loss='l1', lambda_f=None, clip_denoised=1., backbone=None,
-                                 seed=0, device=None, lr=8e-4, warmup=500, checkpoint_every=1000)
+    def _defaults(): return dict(task='unconditional', trend='linear', n_steps=500, betas='cosine', loss='l1', lambda_f=None,
+                                 clip_denoised=1., backbone=None, seed=0, device=None, lr=8e-4, warmup=500, checkpoint_every=1000)
     @property
     def schedule(self): return DDPMSchedule(self.config['betas'], self.config['n_steps'])
     def _build(self, X_scaled):
         L, C = self.shape_
-        self.net_ = self._network(C, L)
+        self.net_ = self._network(C, L, cond_channels=C if self.config['task'] == 'trend' else 0)
+    _training_data = TimeBridge._training_data
     def _loss_fn(self):
         c, sch = self.config, self.schedule
+        if c['task'] == 'trend':
+            return lambda model, batch, generator: ddpm_loss(model, sch, batch[:, 0], generator, c['loss'], c['lambda_f'],
+                                                             extra_args={'cond': batch[:, 1]})
         return lambda model, x_0, generator: ddpm_loss(model, sch, x_0, generator, c['loss'], c['lambda_f'])
     _sample_settings = ('nfe', 'eta')
-    def _sample_scaled(self, n, generator, disable, nfe=None, eta=0.):
+
+    def _run(self, noise, generator, disable, nfe=None, eta=0., cond=None, known=None, observed=None):
+        "DDPM over all steps (nfe=None) or DDIM on `nfe` steps; optionally a condition, or RePaint-style replacement of known entries."
         if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
             raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
         if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
         sch, net = self.schedule, self.model_
-        model = lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype))
-        noise = torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)
+        def model(x, i):
+            if known is not None:                # replacement: the observed entries, noised to the current step
+                x = torch.where(observed, sch.q_sample(known, i.cpu(), torch.randn(x.shape, generator=generator, device=generator.device).to(x)), x)
+            return net(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cond)
         clip = self.config['clip_denoised']
         if nfe is None or nfe >= sch.n_steps and eta == 1.:
             return sample_ddpm(model, noise, sch, generator=generator, disable=disable, clip_denoised=clip)
-        return sample_ddim(model, noise, sch, steps=min(int(nfe or sch.n_steps), sch.n_steps), eta=eta, generator=generator, disable=disable, clip_denoised=clip)
+        return sample_ddim(model, noise, sch, steps=min(int(nfe), sch.n_steps), eta=eta, generator=generator, disable=disable, clip_denoised=clip)
+
+    def _noise(self, n, generator): return torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)
+    def _sample_scaled(self, n, generator, disable, nfe=None, eta=0.):
+        if self.config['task'] != 'unconditional':
+            raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
+                             f"{'sample_from_trend' if self.config['task'] == 'trend' else 'impute'} instead of sample.")
+        return self._run(self._noise(n, generator), generator, disable, nfe, eta)
+    def _from_trend(self, x_T, generator, disable, nfe=None, eta=0.):
+        return self._run(self._noise(len(x_T), generator), generator, disable, nfe, eta, cond=x_T)
+    def _impute_window(self, w, observed, generator, disable, nfe=None, eta=0.):
+        out = self._run(self._noise(len(w), generator), generator, disable, nfe, eta, known=torch.nan_to_num(w), observed=observed)
+        return torch.where(observed, w, out)
+
+    def sample_from_trend(self,
+                          trends, # (M, L, C) trend curves in your units
+                          n_per_trend:int=1, # samples per trend
+                          seed:int|torch.Generator|None=None, # randomness of the sampler
+                          nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
+                          batch_size:int=1024, disable:bool|None=None,
+                         ) -> np.ndarray:
+        "Series that follow the given trends, (M, n_per_trend, L, C), from the trend-conditioned DDPM (task='trend')."
+        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, nfe=nfe)
+
+    def impute(self,
+               X, # (N, T, C) or (T, C) series in your units, NaN = missing
+               n_samples:int=20, quantiles:tuple=(0.05, 0.95), seed:int|torch.Generator|None=None,
+               nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
+               overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
+              ):
+        "Fill NaN gaps by RePaint-style replacement (observed entries re-noised to each step); same outputs as `TimeBridge.impute`."
+        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, nfe=nfe)
