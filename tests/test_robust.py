@@ -166,6 +166,7 @@ BAD = {   # name: (call, error type, part of the message)
     'text array':                  (lambda c: TimeBridge(preset='tiny').fit(np.full((4, 24, 1), 'a')), TypeError, 'not numbers'),
     'single window':               (lambda c: TimeBridge(preset='tiny').fit(c['X'][:1]), ValueError, 'at least 2'),
     'impute: channel never seen':  (lambda c: TimeBridge(task='impute', preset='tiny').fit(np.concatenate([c['X'][..., :1], np.full_like(c['X'][..., :1], np.nan)], -1)), ValueError, 'no observed'),
+    'baseline impute: NaN in X':   (lambda c: GaussianDiffusion(task='impute', preset='tiny').fit(np.where(c['X'] > 1, np.nan, c['X'])), ValueError, 'NaN values'),
     'steps 0':                     (lambda c: TimeBridge(preset='tiny').fit(c['X'], steps=0), ValueError, 'steps must be a positive'),
     'negative learning rate':      (lambda c: TimeBridge(preset='tiny', lr=-1.), ValueError, 'lr must be'),
     'seed not an int':             (lambda c: TimeBridge(preset='tiny', seed='a'), TypeError, 'seed must be'),
