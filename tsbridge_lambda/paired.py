@@ -15,7 +15,7 @@ from .schedules import DDPMSchedule
 from .samplers import sample_ddpm, sample_ddim
 from .backbone import DiffusionTS, EncoderBlock, BACKBONE_PRESETS
 from .loss import ddpm_time
-from .train import Trainer
+from .train import Trainer, dist_env
 from .data import MinMaxScaler
 from .align import Alignment, ALIGNMENTS
 
@@ -209,8 +209,12 @@ class PairedDiffusion:
         data = torch.as_tensor(np.concatenate([self.x_scaler.transform(X), self.y_scaler.transform(Y)], -1), dtype=torch.float32)
         self._build()
         c, sch = self.config, self.schedule
+        if dist_env()['world_size'] > 1:   # the alignment mixes the pairs of a batch, so sharding it changes the loss
+            raise RuntimeError("PairedDiffusion trains in one process for now (its in-batch negatives span the whole batch); "
+                               "run it without torchrun, on one GPU.")
         trainer = Trainer(self.net_, lambda net, b, g: paired_loss(net, b, g, sch), data, batch_size=c['batch_size'], lr=c['lr'],
-                          warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'])
+                          warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
+                          distributed=False)
         if resume and checkpoint and Path(checkpoint).exists(): trainer.load_checkpoint(checkpoint)
         def cb(info):
             self.parts_.append(dict(trainer.model.last_parts))
