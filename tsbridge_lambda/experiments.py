@@ -12,12 +12,14 @@ import torch
 from .core import atomic_write, savefig
 
 # %% auto #0
-__all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE', 'PUBLISHED',
-           'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'subsample', 'train_windows',
-           'model_preset', 'make_model', 'generate', 'score', 'pool', 'samples_figure', 'fmatching_coeffs',
-           'fmatching_class', 'machine', 'run_folder', 'Recorder', 'load_results', 'collect', 'table_markdown',
-           'settings_line', 'run_markdown', 'report', 'parse_value', 'run', 'notebook_parameters', 'add_parsers',
-           'main_run', 'main_report']
+__all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
+           'HIGHER_IS_BETTER', 'ABLATIONS', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE', 'PUBLISHED',
+           'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'paired_data', 'make_paired',
+           'translate_test', 'translation_scores', 'mean_std', 'probe_scores', 'trajectory_figure', 'translation_rows',
+           'trajectories_figure', 'subsample', 'train_windows', 'model_preset', 'make_model', 'generate', 'score',
+           'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder', 'Recorder',
+           'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report', 'parse_value', 'run',
+           'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
 
 # %% ../nbs/16_experiments.ipynb #73b11401
 PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed package
@@ -70,16 +72,166 @@ SETTING_NOTES = {   # what each knob means, printed under every table
     'torch_threads': "CPU threads (quick: 1, the machine is shared; None: torch's default)"}
 
 def settings(preset:str='quick', # 'quick' or 'paper'
-             **overrides, # any key of PRESETS[preset]; None keeps the preset's value
+             paper:str='timebridge', # whose presets: 'timebridge' (PRESETS) or 'lambda' (LAMBDA_PRESETS, below)
+             **overrides, # any key of that preset; None keeps the preset's value
             ) -> dict:
     "The resolved settings of a preset with the notebook's overrides (also sets torch's CPU threads when the preset names them)."
-    if preset not in PRESETS: raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}.")
-    s = dict(PRESETS[preset], preset=preset)
+    if paper not in ('timebridge', 'lambda'): raise ValueError(f"paper must be 'timebridge' or 'lambda', got {paper!r}.")
+    table = LAMBDA_PRESETS if paper == 'lambda' else PRESETS
+    if preset not in table: raise ValueError(f"preset must be one of {list(table)}, got {preset!r}.")
+    s = dict(table[preset], preset=preset)
     unknown = set(overrides) - set(s)
-    if unknown: raise TypeError(f"Unknown settings {sorted(unknown)}; choose from {sorted(PRESETS[preset])}.")
+    if unknown: raise TypeError(f"Unknown settings {sorted(unknown)}; choose from {sorted(table[preset])}.")
     s.update({k: v for k, v in overrides.items() if v is not None})
     if s['torch_threads']: torch.set_num_threads(int(s['torch_threads']))
     return s
+
+# %% ../nbs/16_experiments.ipynb #753909a9
+LAMBDA_PRESETS = {
+    'quick': dict(net='tiny', steps=300, batch_size=32, seq_len=64, split=(0.7, 0.3), n_trajectories=200, max_test=32, n_samples=4,
+                  nfe=20, fid_iters=50, pred_iters=200, device='cpu', torch_threads=1),
+    'paper': dict(net='paper', steps=None, batch_size=None, seq_len=128, split=(0.8, 0.1, 0.1), n_trajectories=1000, max_test=None,
+                  n_samples=10, nfe=None, fid_iters=None, pred_iters=5000, device=None, torch_threads=None),
+}
+SETTING_NOTES.update({
+    'net': "PairedDiffusion preset: network, diffusion steps, default steps and batch", 'seq_len': 'window length L',
+    'split': 'fractions of subjects (gait) or trajectories held out: (train, test) or (train, val, test)',
+    'n_trajectories': 'simulated trajectories of Lorenz and the pendulum', 'n_samples': 'conditional samples per test window (their mean is the prediction)',
+    'nfe': 'DDIM network evaluations (None: the full DDPM chain)'})
+
+PAIRS = {'angles-moments': ('angles', 'moments'), 'angles-grf': ('angles', 'grf'), 'moments-grf': ('moments', 'grf')}
+SYSTEMS = ('lorenz', 'pendulum-regular', 'pendulum-chaotic')
+DIRECTION_NAMES = {'x|y': 'X given Y', 'y|x': 'Y given X'}   # '|' would split a markdown table cell
+ALIGN_NAMES = {'none': 'w/o align', 'lambda': 'LAMBDA', 'simclr': 'SimCLR', 'barlow': 'Barlow Twins', 'vicreg': 'VICReg', 'mse': 'Latent MSE'}
+HIGHER_IS_BETTER = ('linear', 'nonlinear')   # probe accuracies; every other metric of both papers is lower-is-better
+
+def paired_data(name:str, # a gait pair of PAIRS ('angles-grf', ...) or a system of SYSTEMS ('lorenz', 'pendulum-chaotic', ...)
+                s:dict, # LAMBDA settings (seq_len, split, n_trajectories)
+                seed:int=0, # seed of the simulation and of the split
+               ):
+    "The `PairedData` of one row of LAMBDA's tables."
+    from tsbridge_lambda.data import load_dataset
+    if name in PAIRS: return load_dataset('gait', modalities=PAIRS[name], seq_len=s['seq_len'], split=s['split'], seed=seed, disable=True)
+    if name not in SYSTEMS: raise ValueError(f"Unknown LAMBDA dataset {name!r}; choose a gait pair {list(PAIRS)} or a system {list(SYSTEMS)}.")
+    kw = dict(n_trajectories=s['n_trajectories'], seq_len=s['seq_len'], split=s['split'], seed=seed)
+    if name.startswith('pendulum'): return load_dataset('pendulum', regime=name.split('-')[1], **kw)
+    return load_dataset('lorenz', **kw)
+
+def make_paired(align:str, # a key of ALIGN_NAMES
+                s:dict, # LAMBDA settings
+                seed:int=0, # weights and training seed
+                **config, # other PairedDiffusion arguments (terms, lam, ...)
+               ):
+    "An unfitted `PairedDiffusion` for one row of LAMBDA's tables."
+    from tsbridge_lambda.paired import PairedDiffusion
+    return PairedDiffusion(align, preset=s['net'], steps=s['steps'], batch_size=s['batch_size'], seed=seed, device=s['device'], **config)
+
+def translate_test(model, # a fitted PairedDiffusion
+                   data, # its PairedData
+                   direction:str, # 'x|y' (generate X from Y) or 'y|x'
+                   s:dict, # LAMBDA settings (max_test, n_samples, nfe)
+                   seed:int=0,
+                  ) -> tuple:
+    "(real targets, Translation with samples) of at most `max_test` test windows, in original units."
+    te = data.test
+    idx = np.arange(len(te.X)) if s['max_test'] is None or s['max_test'] >= len(te.X) else np.sort(np.random.default_rng(seed).choice(len(te.X), s['max_test'], replace=False))
+    kw = dict(n_samples=s['n_samples'], nfe=s['nfe'], seed=seed, return_samples=True, disable=True)
+    if direction == 'x|y': return te.X[idx], model.predict_x(te.Y[idx], **kw)
+    if direction == 'y|x': return te.Y[idx], model.predict_y(te.X[idx], **kw)
+    raise ValueError(f"direction must be 'x|y' or 'y|x', got {direction!r}.")
+
+def translation_scores(data, # the PairedData (its scalers give the MSE's units)
+                       real, # true targets (N, L, C), original units
+                       tr, # the Translation of `translate_test`
+                       direction:str, # 'x|y' or 'y|x'
+                       s:dict, # LAMBDA settings (fid_iters, pred_iters, device)
+                       metrics=('mse', 'fid', 'predictive'),
+                       seed:int=0,
+                      ) -> dict:
+    "MSE of the mean translation in scaled units, FID of one sample per window against the real targets (TS2Vec trained on them), predictive score."
+    from tsbridge_lambda.metrics import paired_fid, predictive_score
+    sc = data.x_scaler if direction == 'x|y' else data.y_scaler
+    out = {}
+    if 'mse' in metrics: out['mse'] = float(np.mean((sc.transform(tr.mean) - sc.transform(real))**2))
+    if 'fid' in metrics: out['fid'] = paired_fid(real, tr.samples[0], n_iters=s['fid_iters'], seed=seed, device=s['device'], disable=True)
+    if 'predictive' in metrics: out['predictive'] = predictive_score(real, tr.samples[0], n_iters=s['pred_iters'], seed=seed, device=s['device'], disable=True)
+    return out
+
+def mean_std(values) -> tuple:
+    "(mean, sample standard deviation) over seeds, as LAMBDA's tables print them (std NaN for one seed)."
+    v = np.asarray(values, np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float('nan')
+
+def probe_scores(model, # a fitted PairedDiffusion
+                 data, # its PairedData, with a label column in meta
+                 label:str='speed', # the class of each window
+                 seed:int=0,
+                ) -> dict:
+    "Linear and nonlinear probe accuracy on the frozen, time-pooled encoder features, averaged over the two encoders (h_X on X, h_Y on Y)."
+    from tsbridge_lambda.metrics import probe
+    y, split = data.meta[label].astype(str).to_numpy(), data.meta['split'].to_numpy()
+    accs = [probe(model.encode(D, m, seed=seed), y, split == 'train', split == 'test', seed=seed) for D, m in ((data.X, 'x'), (data.Y, 'y'))]
+    return {k: float(np.mean([a[k] for a in accs])) for k in accs[0]}
+
+def trajectory_figure(real, # true targets (N, L, C)
+                      generated:dict, # {method: generated targets (N, L, C)}
+                      title:str='', # panel title
+                      channel:int=0, # the channel shown
+                      ax=None, # draw into this axis (None: a new figure)
+                     ):
+    "LAMBDA's Figure 2: mean ± standard deviation over windows of the real (black) and generated trajectories (w/o align blue, LAMBDA red)."
+    import matplotlib.pyplot as plt
+    fig = None
+    if ax is None: fig, ax = plt.subplots(figsize=(3.4, 2.2))
+    colors = {'w/o align': 'tab:blue', 'LAMBDA': 'tab:red'}
+    for i, (k, x) in enumerate({'real': real, **generated}.items()):
+        x = np.asarray(x)[:, :, channel]; m, sd = x.mean(0), x.std(0); t = np.arange(len(m))
+        c = 'k' if k == 'real' else colors.get(k, f'C{i}')
+        ax.plot(t, m, color=c, lw=1.2, label=k); ax.fill_between(t, m - sd, m + sd, color=c, alpha=.15, lw=0)
+    ax.set_title(title, fontsize=9); ax.legend(fontsize=7, frameon=False)
+    return fig if fig is not None else ax.figure
+
+# %% ../nbs/16_experiments.ipynb #b2c95c7f
+ABLATIONS = {'w/o L_con': dict(align='lambda', terms=('cov',)), 'w/o L_cov': dict(align='lambda', terms=('con',)),
+             'LAMBDA': dict(align='lambda', terms=('con', 'cov'))}   # the rows of LAMBDA's Table 4
+
+def translation_rows(rec, # the run's Recorder
+                     table:str, # the paper's table
+                     name:str, # a gait pair or a system (see `paired_data`)
+                     variants:dict, # {method name: PairedDiffusion arguments}, e.g. {'LAMBDA': {'align': 'lambda'}}
+                     s:dict, # LAMBDA settings
+                     seeds=(0,), # training seeds
+                     metrics=('mse', 'fid', 'predictive'),
+                    ) -> tuple:
+    "Score every variant in both directions on one dataset; add the rows to `rec`; return (data, {(direction, method): (real, one sample per window)} of the first seed)."
+    data, scores, shown = paired_data(name, s), {}, {}
+    rec.note(f'{name}: {len(data.train.X)} training and {len(data.test.X)} test pairs of length {data.X.shape[1]}; X = {data.x_columns}, Y = {data.y_columns}')
+    for method, cfg in variants.items():
+        for seed in seeds:
+            t0 = time.time()
+            model = make_paired(s=s, seed=seed, **cfg).fit(data.train.X, data.train.Y, disable=True)
+            for d in DIRECTION_NAMES:
+                real, tr = translate_test(model, data, d, s, seed=seed)
+                for k, v in translation_scores(data, real, tr, d, s, metrics, seed=seed).items(): scores.setdefault((d, method, k), []).append(v)
+                if seed == seeds[0]: shown[d, method] = (real, tr.samples[0])
+            rec.note(f'{name}, {method}, seed {seed}: {time.time() - t0:.0f} s (learned lambda {model.lambda_:.3g})')
+    for (d, method, k), v in scores.items(): rec.add(table, f'{name} {DIRECTION_NAMES[d]}', method, k, *mean_std(v), seeds=len(v))
+    return data, shown
+
+def trajectories_figure(data, # the PairedData
+                        shown:dict, # the second value `translation_rows` returns
+                        name:str='', # title prefix
+                        channel:int=0,
+                       ):
+    "Figure 2 for one pair: both directions side by side (`trajectory_figure` of each target's first channel)."
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.3))
+    methods = list(dict.fromkeys(m for _, m in shown))
+    for ax, d in zip(axes, DIRECTION_NAMES):
+        col = (data.x_columns if d == 'x|y' else data.y_columns)[channel]
+        trajectory_figure(shown[d, methods[0]][0], {m: shown[d, m][1] for m in methods}, f'{name} {DIRECTION_NAMES[d]}: {col}', channel, ax=ax)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/16_experiments.ipynb #e7dc3420
 def subsample(X, # windows (N, L, C)
@@ -136,7 +288,7 @@ def generate(model, # a fitted TimeBridge or GaussianDiffusion
     if isinstance(model, GaussianDiffusion): kw.setdefault('nfe', s['baseline_nfe'])
     return model.sample(n, seed=seed, disable=True, batch_size=512, **kw)
 
-METRIC_NAMES = {'context_fid': 'Context-FID', 'correlational': 'Correlational', 'discriminative': 'Discriminative',
+METRIC_NAMES = {'fid': 'FID', 'linear': 'Linear probe', 'nonlinear': 'Nonlinear probe', 'context_fid': 'Context-FID', 'correlational': 'Correlational', 'discriminative': 'Discriminative',
                 'predictive': 'Predictive', 'mse': 'MSE', 'mae': 'MAE', 'nfe': 'NFE', 'ms_per_sample': 'ms / sample'}
 
 def score(real, # real windows (N, L, C)
@@ -292,7 +444,7 @@ class Recorder:
 PAPERS = {'timebridge': 'TimeBridge', 'lambda': 'LAMBDA'}   # paper key -> the name in table headings
 PUBLISHED_SOURCE = {   # where the numbers of PUBLISHED come from (the paper texts in shared/papers)
     'timebridge': 'Park, Lee, Jeong, Choi, Lee: "Leveraging Priors via Diffusion Bridge for Time Series Generation" (TimeBridge), Tables 1-6, 11-18',
-    'lambda': '"LAMBDA: Diffusion-Step Alignment for Learning Robust Cross-Modal Representations in Time Series": no entries yet'}
+    'lambda': '"LAMBDA: Diffusion-Step Alignment for Learning Robust Cross-Modal Representations in Time Series", Tables 1-4 (mean±standard deviation as printed)'}
 
 def _pm(s:str) -> tuple:
     "'0.052±.004' -> (0.052, 0.004); a bare number -> (x, nan)."
@@ -395,6 +547,23 @@ PUBLISHED.update(_table('timebridge', '11', {
     'discriminative': {'Gaussian (Diffusion-TS)': '0.078±.017 0.149±.035 0.065±.011 0.245±.234', 'TimeBridge-GP': '0.045±.013 0.090±.018 0.149±.005 0.211±.184'},
     'predictive': {'Gaussian (Diffusion-TS)': '0.115±.002 0.038±.001 0.249±.010 0.103±.000', 'TimeBridge-GP': '0.114±.005 0.038±.000 0.250±.001 0.100±.000'}},
     ['etth', 'stocks', 'energy', 'fmri']))
+
+# LAMBDA Table 1: gait translations, X | Y and Y | X per modality pair (mean ± std)
+_DIRS = lambda names: [f'{n} {d}' for n in names for d in DIRECTION_NAMES.values()]
+PUBLISHED.update(_table('lambda', '1', {
+    'mse': {'w/o align': '0.18±0.03 0.08±0.02 0.22±0.03 0.07±0.03 0.08±0.02 0.03±0.02', 'LAMBDA': '0.14±0.02 0.07±0.01 0.19±0.03 0.06±0.03 0.07±0.02 0.03±0.02'},
+    'fid': {'w/o align': '37.8±9.6 20.4±12.1 66.7±51.5 24.8±34.2 16.5±4.0 6.6±2.5', 'LAMBDA': '32.4±7.2 14.2±2.8 40.4±8.3 5.8±3.6 13.7±3.2 4.3±2.5'},
+    'predictive': {'w/o align': '0.18±0.06 0.08±0.01 0.30±0.23 0.12±0.12 0.08±0.01 0.07±0.04', 'LAMBDA': '0.16±0.03 0.07±0.01 0.16±0.02 0.08±0.07 0.07±0.01 0.05±0.04'}},
+    _DIRS(PAIRS)))
+# LAMBDA Table 2: dynamical systems, MSE
+PUBLISHED.update(_table('lambda', '2', {'mse': {'w/o align': '0.678 0.135 2.5e-3 6.6e-3 0.042 0.031', 'LAMBDA': '0.425 0.004 2.5e-3 6.4e-3 0.028 0.021'}},
+                        _DIRS(SYSTEMS)))
+# LAMBDA Table 3: locomotion-task probe accuracy averaged over the six gait directions (higher is better)
+PUBLISHED.update(_table('lambda', '3', {'linear': {'Barlow Twins': '0.620', 'VICReg': '0.617', 'Latent MSE': '0.742', 'SimCLR': '0.775', 'LAMBDA': '0.807'},
+                                        'nonlinear': {'Barlow Twins': '0.665', 'VICReg': '0.663', 'Latent MSE': '0.767', 'SimCLR': '0.750', 'LAMBDA': '0.827'}}, ['gait']))
+# LAMBDA Table 4: ablation on angles-moments, MSE
+PUBLISHED.update(_table('lambda', '4', {'mse': {'w/o L_con': '0.18±0.03 0.08±0.03', 'w/o L_cov': '0.17±0.03 0.07±0.02', 'LAMBDA': '0.14±0.02 0.07±0.01'}},
+                        _DIRS(['angles-moments'])))
 
 # %% ../nbs/16_experiments.ipynb #73a194c7
 def _fmt(mean, hw, digits=4):
