@@ -18,7 +18,8 @@ COMMON = {'preset', 'steps', 'batch', 'seeds', 'device', 'out', 'overrides'}
 def test_there_are_experiment_notebooks():
     assert ex.experiments_dir() == EXP
     assert {'timebridge_unconditional', 'timebridge_trend', 'timebridge_imputation', 'timebridge_ablations',
-            'timebridge_efficiency', 'timebridge_length64'} <= set(ex.list_experiments())
+            'timebridge_efficiency', 'timebridge_length64', 'lambda_gait', 'lambda_dynamics', 'lambda_probes',
+            'lambda_ablation'} <= set(ex.list_experiments())
 
 
 @pytest.mark.parametrize('nb', RUNNABLE, ids=lambda p: p.stem)
@@ -112,3 +113,30 @@ def test_tsbl_run_rejects_unknown_names_and_parameters(capsys):
     with pytest.raises(ValueError, match='Unknown experiment'): main(['run', 'table99'])
     with pytest.raises(ValueError, match='has no parameters'): main(['run', 'timebridge_trend', '-p', 'epochs', '3'])
     assert main(['run', '--list']) == 0 and 'timebridge_unconditional' in capsys.readouterr().out
+
+
+def test_lambda_presets_and_published_tables():
+    q = ex.settings('quick', paper='lambda', steps=7)
+    assert q['steps'] == 7 and q['net'] == 'tiny' and ex.settings('paper', paper='lambda')['net'] == 'paper'
+    with pytest.raises(TypeError, match='Unknown settings'): ex.settings('quick', paper='lambda', sample_steps=3)
+    with pytest.raises(ValueError, match="paper must be"): ex.settings('quick', paper='diffusion')
+    lam = {k: v for k, v in ex.PUBLISHED.items() if k[0] == 'lambda'}
+    assert len(lam) == 6 * 2 * 3 + 6 * 2 + 5 * 2 + 2 * 3                  # Tables 1, 2, 3, 4 as printed
+    assert lam['lambda', '1', 'angles-grf Y given X', 'LAMBDA', 'fid'] == (5.8, 3.6)
+    assert lam['lambda', '2', 'lorenz Y given X', 'LAMBDA', 'mse'][0] == 0.004
+    assert lam['lambda', '4', 'angles-moments X given Y', 'w/o L_cov', 'mse'] == (0.17, 0.03)
+
+
+def test_lambda_translation_rows_tiny(tmp_path):
+    "The loop of LAMBDA's Tables 1, 2, 4 on a tiny Lorenz pair: one row per (direction, variant, metric), the paper beside it."
+    s = ex.settings('quick', paper='lambda', steps=3, n_trajectories=20, seq_len=16, max_test=3, n_samples=2, nfe=3, pred_iters=2)
+    rec = ex.Recorder('lambda_tiny', 'lambda', {}, s, out=tmp_path)
+    data, shown = ex.translation_rows(rec, '2', 'lorenz', {'LAMBDA': {'align': 'lambda'}}, s, seeds=(0, 1), metrics=('mse',))
+    assert len(rec.rows) == 2 and all(r['seeds'] == 2 and math.isfinite(r['half_width']) for r in rec.rows)
+    real, fake = shown['y|x', 'LAMBDA']
+    assert real.shape == fake.shape == (3, 16, 2)                          # Y = (y, z) of 3 test windows
+    rec.figure(ex.trajectories_figure(data, shown, 'lorenz'), 'lorenz.png')
+    res = rec.finish()
+    df = ex.collect(tmp_path)
+    assert df.loc[(df.dataset == 'lorenz Y given X') & (df.method == 'LAMBDA') & (df.metric == 'mse'), 'published'].item() == 0.004
+    assert '| lorenz X given Y | LAMBDA |' in ex.run_markdown(res) and (tmp_path / 'lorenz.png').stat().st_size > 1000
