@@ -264,6 +264,9 @@ def _parser():
     s.add_argument('--nfe', type=int, default=None, help='Gaussian baseline only: network evaluations (DDIM); default: all steps (DDPM)')
     s.add_argument('--device', default=None)
     s.add_argument('--quiet', action='store_true')
+
+    from tsbridge_lambda.bench import add_bench_parser
+    add_bench_parser(sub)   # tsbl bench: see nbs/15_bench
     return p
 
 def _load_model(path, device=None):
@@ -314,4 +317,7 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
         x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
         write_samples(x, args.out)
         print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
+    elif args.command == 'bench':
+        from tsbridge_lambda.bench import bench_cli
+        return bench_cli(args)
     return 0
