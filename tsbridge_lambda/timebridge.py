@@ -11,7 +11,7 @@ import torch
 from .core import check_series, get_device, make_generator, atomic_write
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
-from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim
+from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
 from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
 from .backbone import make_backbone, BACKBONE_PRESETS, TRAIN_PRESETS
 from .loss import dmatching_loss, ddpm_loss, ddpm_time
@@ -216,7 +216,7 @@ class TimeBridge(_Estimator):
     def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, mask=None):
         "Run the sampler from scaled x_T (mask: True = generate)."
         c, bridge = self.config, self.bridge
-        return sample_heun(self._denoiser(self.model_), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
+        return sample_heun(parallel_batches(self._denoiser(self.model_)), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
                            bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
                            clip_denoised=c['clip_denoised'])
 
@@ -289,7 +289,7 @@ class GaussianDiffusion(_Estimator):
         return lambda model, x_0, generator: ddpm_loss(model, sch, x_0, generator, c['loss'], c['lambda_f'])
     def _sample_scaled(self, n, generator, disable, nfe=None, eta=0.):
         sch, net = self.schedule, self.model_
-        model = lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype))
+        model = parallel_batches(lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype)))   # CPU: one chunk per core
         noise = torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)
         clip = self.config['clip_denoised']
         if nfe is None or nfe >= sch.n_steps and eta == 1.:
