@@ -13,7 +13,8 @@ from .backbone import make_backbone, BACKBONE_PRESETS, TRAIN_PRESETS
 # %% auto #0
 __all__ = ['BENCH_SHAPES', 'METRIC_NAMES', 'SECTIONS', 'BENCH_FORMAT', 'load_average', 'time_call', 'PeakMemory', 'machine_info',
            'synthetic_windows', 'fitted_estimator', 'bench_train_step', 'bench_fwd_bwd', 'bench_sampling',
-           'bench_metrics', 'bench_lambda_step', 'run_bench', 'format_table', 'bench_cli', 'add_bench_parser']
+           'bench_metrics', 'bench_lambda_step', 'run_bench', 'format_table', 'bench_cli', 'add_bench_parser',
+           'compare_splitting', 'profile_table', 'scaling']
 
 # %% ../nbs/15_bench.ipynb #9a64e9a4
 def load_average() -> float|None:
@@ -189,17 +190,23 @@ def bench_metrics(n:int=1000, # real and fake windows each
     return out
 
 # %% ../nbs/15_bench.ipynb #badcea55
-def bench_lambda_step(preset:str='sines', repeats:int=20, warmup:int=3, device=None, n_windows:int=512) -> dict:
-    "Seconds per optimiser step of `PairedDiffusion` on synthetic pairs; {'skipped': reason} when it is not available."
+def bench_lambda_step(preset:str='paper', # a PairedDiffusion preset ('tiny', 'quick', 'paper')
+                      repeats:int=20, warmup:int=3, device=None, n_windows:int=512,
+                      shapes:tuple=((24, 5), (24, 7)), # (L, C) of X and of Y
+                     ) -> dict:
+    "Seconds per optimiser step of `PairedDiffusion(align='lambda')` on synthetic pairs; {'skipped': reason} when it is not available."
     import importlib.util
-    if importlib.util.find_spec('tsbridge_lambda.paired') is None: return {'skipped': 'tsbridge_lambda.paired is not in this version'}
+    from pathlib import Path
+    spec = importlib.util.find_spec('tsbridge_lambda.paired')
+    if spec is None or Path(spec.origin).parent != Path(__file__).parent:   # only this copy of the package counts
+        return {'skipped': 'tsbridge_lambda.paired is not in this version'}
     from tsbridge_lambda.paired import PairedDiffusion
-    L, C = _check_preset(preset)
-    X, Y = synthetic_windows(n_windows, L, C, 0), synthetic_windows(n_windows, L, C, 1)
-    try: est = PairedDiffusion(preset=preset, device=device, seed=0).fit(X, Y, steps=1, disable=True); tr = est.trainer_
-    except (TypeError, AttributeError) as e: return {'skipped': f'PairedDiffusion has another interface ({e})'}
+    (L, cx), (_, cy) = shapes
+    X, Y = synthetic_windows(n_windows, L, cx, 0), synthetic_windows(n_windows, L, cy, 1)
+    est = PairedDiffusion(align='lambda', preset=preset, device=device, seed=0).fit(X, Y, steps=1, disable=True)
+    tr = est.trainer_
     with PeakMemory(tr.device) as mem: r = time_call(tr.train_step, repeats, warmup, tr.device)
-    return {'s_per_step': r['median'], 'peak_mb': mem.peak_mb, 'batch': tr.batch_size, 'load': r['load']}
+    return {'s_per_step': r['median'], 'peak_mb': mem.peak_mb, 'rise_mb': mem.rise_mb, 'batch': tr.batch_size, 'load': r['load']}
 
 # %% ../nbs/15_bench.ipynb #d6aa3bb8
 SECTIONS = ('train', 'fwd_bwd', 'sample', 'lambda', 'metric')
@@ -219,8 +226,8 @@ def run_bench(quick:bool=False, # smoke-test sizes: few repeats, 64 windows, sho
         if threads < 1: raise ValueError(f"threads must be positive, got {threads}.")
         torch.set_num_threads(threads)
     device = get_device(device)
-    rep = dict(train=(3, 1), sample=(1, 0), n=64, metric_n=200, metric_iters=20) if quick else \
-          dict(train=(20, 3), sample=(3, 1), n=512, metric_n=1000, metric_iters=None)
+    rep = dict(train=[3, 1], sample=[1, 0], n=64, metric_n=200, metric_iters=20) if quick else \
+          dict(train=[10, 2], sample=[3, 1], n=512, metric_n=1000, metric_iters=None)
     out = {'format': BENCH_FORMAT, 'machine': machine_info(device), 'settings': {'quick': quick, 'sections': list(only), **rep},
            'results': {}, 'load': {}, 'skipped': {}}
     t_start = time.perf_counter()
@@ -241,11 +248,11 @@ def run_bench(quick:bool=False, # smoke-test sizes: few repeats, 64 windows, sho
         put('sample.sines.timebridge_nfe119', bench_sampling(est('timebridge', 'sines'), rep['n'], *rep['sample'], steps=40, churn=0.33))
         g = est('gaussian', 'sines')
         put('sample.sines.gaussian_nfe119', bench_sampling(g, rep['n'], *rep['sample'], nfe=119))
-        put('sample.sines.gaussian_nfe500', bench_sampling(g, rep['n'], rep['sample'][0], 0, nfe=None))  # warm already
+        put('sample.sines.gaussian_nfe500', bench_sampling(g, rep['n'], 1, 0, nfe=None))  # one run: the 119-step runs warmed the network
     if 'lambda' in only:
-        r = bench_lambda_step('sines', *rep['train'], device=device, n_windows=256 if quick else 512)
+        r = bench_lambda_step('tiny' if quick else 'paper', *rep['train'], device=device, n_windows=256 if quick else 512)
         if 'skipped' in r: out['skipped']['lambda'] = r['skipped']
-        else: put('lambda.sines.paired', r)
+        else: put(f"lambda.{'tiny' if quick else 'paper'}.paired", r)
     if 'metric' in only:
         for name, r in bench_metrics(rep['metric_n'], rep['metric_iters'], device=device).items(): put(f'metric.sines.{name}', r)
     out['total_s'] = time.perf_counter() - t_start
@@ -289,3 +296,65 @@ def add_bench_parser(sub):
     b.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')
     b.add_argument('--out', default=None, help='also write the JSON to this file')
     return b
+
+# %% ../nbs/15_bench.ipynb #85be352e
+def compare_splitting(preset:str='sines', n:int=512, steps:int=40, threads:int=2) -> list:
+    "ms per window of TimeBridge's sampler on an untrained backbone: unsplit with `threads` intra-op threads, unsplit with 1, split in `threads` chunks."
+    from tsbridge_lambda.samplers import sample_heun, karras_times, parallel_batches
+    from tsbridge_lambda.bridge import VPBridge
+    from tsbridge_lambda.schedules import VPSchedule, VP_PRESETS
+    L, C = _check_preset(preset)
+    net = make_backbone(preset, C, L, seed=0, cond_channels=C).eval()
+    bridge, x_T = VPBridge(VPSchedule(*VP_PRESETS[preset])), torch.randn(n, L, C, generator=torch.Generator().manual_seed(0))
+    den = lambda x, t, x_T: net(x, t, cond=x_T)
+    run = lambda d: sample_heun(d, x_T, karras_times(steps), bridge, generator=torch.Generator().manual_seed(1), disable=True, clip_denoised=1.)
+    prev, rows, outs = torch.get_num_threads(), [], []
+    try:
+        for name, d, k in ((f'unsplit, {threads} threads', den, threads), ('unsplit, 1 thread', den, 1),
+                           (f'split in {threads} chunks', parallel_batches(den, workers=threads), threads)):
+            torch.set_num_threads(k)
+            load = load_average(); t0 = time.perf_counter(); outs.append(run(d))
+            rows.append({'how': name, 'ms_per_window': (time.perf_counter() - t0) * 1e3 / n, 'load': load})
+    finally: torch.set_num_threads(prev)
+    rows[-1]['max_abs_diff_vs_unsplit'] = float((outs[-1] - outs[0]).abs().max())
+    return rows
+
+# %% ../nbs/15_bench.ipynb #40441767
+def profile_table(preset:str='sines', # backbone size and shape
+                  batch:int=512, # windows per call
+                  train:bool=False, # False: one inference forward pass; True: forward + backward
+                  row_limit:int=10, # operations shown
+                 ) -> str:
+    "The top operations by self CPU time of one backbone call, as torch.profiler's table."
+    from torch.profiler import profile, ProfilerActivity
+    L, C = _check_preset(preset)
+    net = make_backbone(preset, C, L, seed=0, cond_channels=C).train(train)
+    x, t = torch.randn(batch, L, C), torch.rand(batch)
+    def call():
+        if train: net(x, t, cond=x).backward(x)
+        else:
+            with torch.inference_mode(): net(x, t, cond=x)
+    call(); call()
+    with profile(activities=[ProfilerActivity.CPU]) as p: call()
+    return p.key_averages().table(sort_by='self_cpu_time_total', row_limit=row_limit, max_name_column_width=28)
+
+# %% ../nbs/15_bench.ipynb #22e713b6
+def scaling(seq_lens=(24, 64, 256, 1024), # L values at C = 5
+            channels=(1, 5, 28, 96), # C values at L = 24
+            preset:str='sines', infer_batch:int=64, train_batch:int=32, repeats:int=3, warmup:int=1, device=None):
+    "Milliseconds per window of one inference call and of one forward + backward pass, over L and over C (a DataFrame)."
+    import pandas as pd
+    device = get_device(device)
+    rows = []
+    for axis, values in (('L', seq_lens), ('C', channels)):
+        for v in values:
+            L, C = (v, 5) if axis == 'L' else (24, v)
+            net = make_backbone(preset, C, L, seed=0, cond_channels=C).to(device).eval()
+            x, t = torch.randn(infer_batch, L, C, device=device), torch.rand(infer_batch, device=device)
+            def infer():
+                with torch.inference_mode(): net(x, t, cond=x)
+            r = time_call(infer, repeats, warmup, device)
+            fb = bench_fwd_bwd(preset, train_batch, repeats, warmup, device, seq_len=L, n_channels=C)
+            rows.append({'axis': axis, 'L': L, 'C': C, 'infer_ms_per_window': r['median'] * 1e3 / infer_batch,
+                         'fwd_bwd_ms_per_window': fb['ms'] / train_batch, 'load': r['load']})
+    return pd.DataFrame(rows)
