@@ -64,3 +64,21 @@ def test_errors(imputer, sines):
 def test_linear_interpolation_baseline():
     x = np.array([[[0.], [np.nan], [np.nan], [3.]]])
     np.testing.assert_array_equal(linear_interpolation(x)[0, :, 0], [0., 1., 2., 3.])
+
+
+def test_gaussian_baselines_conditional(sines):
+    "The DDPM baseline: replacement imputation keeps observed entries exactly; the trend condition is followed."
+    from tsbridge_lambda.timebridge import GaussianDiffusion
+    kw = dict(preset='tiny', n_steps=50, batch_size=32, warmup=10)
+    gd = GaussianDiffusion(task='impute', steps=60, **kw).fit(sines, disable=True)
+    x = sines[:3].astype(np.float64)
+    obs = random_mask(x.shape, 0.5, generator=0)
+    res = gd.impute(np.where(obs, x, np.nan), n_samples=3, seed=0, nfe=10, return_samples=True, disable=True)
+    assert res.median.dtype == np.float64 and np.array_equal(res.samples[:, obs], np.broadcast_to(x[obs], (3, obs.sum())))
+    assert np.isfinite(res.median).all()
+    with pytest.raises(ValueError, match='use impute'): gd.sample(2)
+    tr = GaussianDiffusion(task='trend', steps=150, **kw).fit(sines, disable=True)
+    cond = trend(sines[:4], 'linear')
+    gen = tr.sample_from_trend(cond, n_per_trend=3, seed=0, nfe=20, disable=True)
+    assert gen.shape == (4, 3, 24, 5)
+    with pytest.raises(ValueError, match='sample_from_trend needs'): gd.sample_from_trend(cond)

@@ -12,6 +12,7 @@ from .core import make_generator, atomic_write, savefig
 from .schedules import VPSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, gaussian_denoiser
+from .train import TrainingInterrupted, is_main_process
 
 # %% auto #0
 __all__ = ['bridge_demo', 'demo_figure', 'load_windows', 'write_samples', 'real_vs_fake_figure', 'quickstart', 'impute_csv',
@@ -237,6 +238,9 @@ def _parser():
     f.add_argument('--data-dir', default=None, help='folder with the real data files (default: $TSBL_DATA_DIR or the download cache)')
     f.add_argument('--checkpoint', default=None, help='checkpoint file, written periodically')
     f.add_argument('--resume', action='store_true', help='continue from --checkpoint if it exists')
+    f.add_argument('--distributed', action='store_true',
+                   help='data parallel training; launch with torchrun --nproc_per_node N -m tsbridge_lambda.cli fit ... '
+                        '(implied when torchrun starts several processes); --batch-size stays the global batch')
     f.add_argument('--seed', type=int, default=0)
     f.add_argument('--device', default=None)
     f.add_argument('--quiet', action='store_true')
@@ -265,25 +269,26 @@ def _parser():
     s.add_argument('--device', default=None)
     s.add_argument('--quiet', action='store_true')
 
+    from tsbridge_lambda.experiments import add_parsers
+    add_parsers(sub)   # tsbl run NAME -p key value, tsbl report RUNS (the experiments module)
     from tsbridge_lambda.bench import add_bench_parser
     add_bench_parser(sub)   # tsbl bench: see nbs/15_bench
     return p
 
 def _load_model(path, device=None):
     "A saved TimeBridge or GaussianDiffusion, whichever the file holds."
-    from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion, MODEL_FORMAT
-    try: kind = torch.load(path, map_location='cpu', weights_only=True).get('kind')
-    except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f"Could not read model file {path}: {e}") from e
+    from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"No model file at {path}; pass a file written by tsbl fit --out.")
+    try: state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise ValueError(f"Could not read model file {path} ({type(e).__name__}); it is truncated or was not written by tsbl fit: fit the model again.") from e
+    kind = state.get('kind') if isinstance(state, dict) else None
     cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}.get(kind)
-    if cls is None: raise ValueError(f"{path} is not a TimeBridge or GaussianDiffusion model file.")
+    if cls is None: raise ValueError(f"{path} is not a TimeBridge or GaussianDiffusion model file (kind {kind!r}); pass a file written by tsbl fit --out.")
     return cls.load(path, device=device)
 
-def main(argv:list|None=None # arguments (default: sys.argv[1:])
-        ) -> int:
-    "Run the `tsbl` command line."
-    args = _parser().parse_args(argv)
-    if args.command is None: _parser().print_help(); return 2
+def _run(args) -> int:
     if args.command == 'demo':
         s = bridge_demo(args.out, n=args.n, seq_len=args.seq_len, steps=args.steps, churn=args.churn, seed=args.seed,
                         disable=True if args.quiet else None)
@@ -303,9 +308,10 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
         kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
         est = (TimeBridge(prior=args.prior, task=args.task, mask=args.mask, **kw) if args.model == 'timebridge'
                else GaussianDiffusion(**kw))
-        est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume)
-        est.save(args.out)
-        print(f"fitted {type(est).__name__} on {len(X)} windows of shape {X.shape[1:]}; wrote {args.out}")
+        est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume,
+                distributed=True if args.distributed else None)
+        est.save(args.out)                                                     # rank 0 only, when data parallel
+        if is_main_process(): print(f"fitted {type(est).__name__} on {len(X)} windows of shape {X.shape[1:]}; wrote {args.out}")
     elif args.command == 'impute':
         model = _load_model(args.model, args.device)
         r = impute_csv(model, args.input, args.output, args.bands, args.columns.split(',') if args.columns else None,
@@ -317,7 +323,27 @@ def main(argv:list|None=None # arguments (default: sys.argv[1:])
         x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
         write_samples(x, args.out)
         print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
+    elif args.command in ('run', 'report'):
+        from tsbridge_lambda import experiments
+        return experiments.main_run(args) if args.command == 'run' else experiments.main_report(args)
     elif args.command == 'bench':
         from tsbridge_lambda.bench import bench_cli
         return bench_cli(args)
     return 0
+
+def main(argv:list|None=None # arguments (default: sys.argv[1:])
+        ) -> int:
+    "Run the `tsbl` command line; from a shell, bad input gives a one-line error and exit status 2, SIGTERM / Ctrl-C 128 + signal."
+    args = _parser().parse_args(argv)
+    if args.command is None: _parser().print_help(); return 2
+    try: return _run(args)
+    except TrainingInterrupted as e:
+        if is_main_process(): print(f"tsbl {args.command}: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        if argv is not None: raise                                             # called from Python: the caller gets the exception
+        print(f"tsbl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+# `python -m tsbridge_lambda.cli ...` (also under torchrun) runs main; executing this cell in a notebook does not
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', '') == 'tsbridge_lambda.cli': sys.exit(main())

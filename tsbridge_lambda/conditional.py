@@ -33,12 +33,13 @@ def window_positions(T:int, # series length
     return starts
 
 # %% ../nbs/10_conditional.ipynb #41e61b1b
-def impute_series(model, # a fitted TimeBridge with task='impute'
+def impute_series(model, # a fitted TimeBridge or GaussianDiffusion with task='impute'
                   X, # (N, T, C) or (T, C), NaN = missing, in the user's units
-                  n_samples:int=20, quantiles:tuple=(0.05, 0.95), seed=None, steps=None, churn=None,
+                  n_samples:int=20, quantiles:tuple=(0.05, 0.95), seed=None,
                   overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
+                  **sampler_kw, # passed to the model's window sampler (steps=, churn= for TimeBridge; nfe= for the baseline)
                  ) -> Imputation:
-    "Impute every NaN of X with the point-preserving sampler, window by window (see above)."
+    "Impute every NaN of X with the model's conditional sampler, window by window (see above)."
     dtype = np.asarray(X).dtype if np.issubdtype(np.asarray(X).dtype, np.floating) else np.float32
     single = np.ndim(X) == 2
     X = check_series(X[None] if single else X, 'X', allow_nan=True, channels=model.shape_[1], min_length=model.shape_[0], dtype=np.float64)
@@ -53,8 +54,7 @@ def impute_series(model, # a fitted TimeBridge with task='impute'
         w = torch.as_tensor(cur[:, st:st + L], dtype=torch.float32)
         obs = ~torch.isnan(w)
         if bool(obs.all()): continue
-        x_T = spline_fill(w, obs).to(model.device)
-        out = model._bridge_sample(x_T, g, disable, steps, churn, mask=~obs.to(model.device)).cpu()
+        out = model._impute_window(w.to(model.device), obs.to(model.device), g, disable, **sampler_kw).cpu()
         cur[:, st:st + L] = torch.where(obs, w, out).numpy()
     samples = model.scaler.inverse_transform(cur).reshape(n_samples, N, T, C)
     samples = np.where(observed[None], X[None], samples)                           # observed values exactly as given

@@ -201,6 +201,10 @@ class Windows:
     columns: list # channel names, length C
     name: str = '' # dataset name
     info: dict = field(default_factory=dict) # how the windows were made: seq_len, stride, split, gap, source, ...
+    def __post_init__(self):
+        if np.ndim(self.X) != 3: raise ValueError(f"Windows.X must have shape (N, L, C), got {np.shape(self.X)}; build windows with from_array or from_csv.")
+        if len(self.meta) != len(self.X) or 'split' not in self.meta:
+            raise ValueError(f"Windows.meta must have one row per window ({len(self.X)}) and a 'split' column; got {len(self.meta)} rows, columns {list(self.meta.columns)}.")
     def part(self, split:str) -> np.ndarray: # 'train', 'val' or 'test'
         "The windows of one split, `(n, L, C)` in original units."
         idx = _select(self.meta, split)
@@ -235,6 +239,13 @@ class PairedData:
     y_columns: list # channel names of Y
     name: str = ''
     info: dict = field(default_factory=dict)
+    def __post_init__(self):
+        xs, ys = np.shape(self.X), np.shape(self.Y)
+        if len(xs) != 3 or len(ys) != 3: raise ValueError(f"PairedData needs X and Y of shape (N, L, C), got {xs} and {ys}.")
+        if xs[:2] != ys[:2]:
+            raise ValueError(f"X and Y are not paired: X has {xs[0]} windows of length {xs[1]}, Y has {ys[0]} of length {ys[1]}; "
+                             "Y[i] must be the other modality of X[i] over the same time steps.")
+        if len(self.meta) != xs[0]: raise ValueError(f"PairedData.meta must have one row per pair ({xs[0]}), got {len(self.meta)}.")
     def part(self, split:str) -> PairedData: # 'train', 'val' or 'test'
         "The pairs of one split (the scalers stay those fitted on the training pairs)."
         idx = _select(self.meta, split)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_timebridge.ipynb #ac74bdf4
 from __future__ import annotations
-import math
+import math, hashlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, paral
 from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
 from .backbone import make_backbone, BACKBONE_PRESETS, TRAIN_PRESETS
 from .loss import dmatching_loss, ddpm_loss, ddpm_time
-from .train import Trainer
+from .train import Trainer, is_main_process
 from .data import MinMaxScaler, trend, random_mask, geometric_mask, TREND_KINDS
 from .priors import spline_fill
 
@@ -44,9 +44,25 @@ class _Estimator:
         unknown = set(config) - set(self._defaults()) - set(base)
         if unknown: raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; see help({type(self).__name__}).")
         self.config = {**self._defaults(), **base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset}
+        self._check_config()
         self.device = get_device(self.config.pop('device', None))
         self.scaler, self.model_, self.history_, self.shape_ = None, None, [], None
 
+    def _check_config(self):
+        "Refuse settings that cannot train, at construction rather than minutes into a run."
+        c = self.config
+        for k in ('steps', 'batch_size', 'checkpoint_every'):
+            if isinstance(c[k], bool) or not isinstance(c[k], (int, np.integer)) or c[k] < 1:
+                raise ValueError(f"{k} must be a positive whole number, got {c[k]!r}.")
+        if isinstance(c['warmup'], bool) or not isinstance(c['warmup'], (int, np.integer)) or c['warmup'] < 0:
+            raise ValueError(f"warmup must be a whole number of steps >= 0, got {c['warmup']!r}.")
+        if not (isinstance(c['lr'], (int, float)) and math.isfinite(c['lr']) and c['lr'] > 0):
+            raise ValueError(f"lr must be a positive learning rate (e.g. 8e-4), got {c['lr']!r}.")
+        if c['seed'] is not None and (isinstance(c['seed'], bool) or not isinstance(c['seed'], (int, np.integer))):
+            raise TypeError(f"seed must be an int (or None for a random run), got {type(c['seed']).__name__}.")
+
+    _sample_settings = ()                                          # keyword settings `sample` passes to the sampler
+    _learns_gaps = False                                           # True: task='impute' training treats NaN as missing
     # -- model-specific hooks ------------------------------------------------------------------------------------
     @staticmethod
     def _defaults() -> dict: return {}
@@ -63,29 +79,52 @@ class _Estimator:
         return make_backbone(c['preset'], C, L, seed=c['seed'], cond_channels=cond_channels, **(c.get('backbone') or {}))
 
     def fit(self,
-            X, # training windows (N, L, C) in your units
+            X, # training windows (N, L, C) in your units (task='impute': NaN marks values that were never observed)
             steps:int|None=None, # optimiser steps (default: the preset's)
             disable:bool|None=None, # True silences the progress bar
             callback=None, # called after every step with {'step', 'loss', 'lr', 'trainer'}
             checkpoint:str|Path|None=None, # file for periodic checkpoints
             resume:bool=False, # continue from `checkpoint` if it exists
+            distributed:bool|None=None, # data parallel over torchrun's processes (None: when WORLD_SIZE > 1), see the Trainer
            ):
         "Fit the scaler, the prior and the network to training windows."
-        X = check_series(X, 'X', min_length=3)
+        impute = self.config.get('task') == 'impute' and self._learns_gaps
+        X = check_series(X, 'X', min_length=3, allow_nan=impute)
         if len(X) < 2: raise ValueError(f"X has {len(X)} window; training needs at least 2.")
+        if impute and not (~np.isnan(X)).any(axis=1).any(axis=0).all():
+            raise ValueError("X has a channel with no observed (non-NaN) value in any window; drop that channel before training.")
         if self.shape_ is not None and X.shape[1:] != self.shape_:
             raise ValueError(f"This model was built for windows of shape {self.shape_}, got {X.shape[1:]}; create a new estimator.")
+        if resume and not checkpoint: raise ValueError("resume=True needs the checkpoint file to continue from: pass checkpoint=...")
+        if steps is not None and int(steps) < 1: raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}.")
+        state = Trainer.read_checkpoint(checkpoint) if resume and Path(checkpoint).exists() else None
+        fingerprint = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+        if state is not None: self._check_resume(state.get('extra', {}), X.shape[1:], fingerprint, checkpoint)
         self.shape_ = X.shape[1:]
         if self.scaler is None: self.scaler = MinMaxScaler().fit(X)
         Xs = torch.as_tensor(self.scaler.transform(X), dtype=torch.float32)
         self._build(Xs)
+        if state is not None: self._load_extra(state['extra'])        # the prior exactly as fitted before the interruption
         c = self.config
+        extra = {'kind': self._kind, 'shape': list(self.shape_), 'data_sha256': fingerprint, 'scaler': self.scaler.to_dict(), **self._extra_state()}
         trainer = Trainer(self.net_, self._loss_fn(), self._training_data(Xs), batch_size=c['batch_size'], lr=c['lr'], warmup=c['warmup'],
-                          device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'])
-        if resume and checkpoint and Path(checkpoint).exists(): trainer.load_checkpoint(checkpoint)
+                          device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
+                          distributed=distributed, extra=extra)
+        if state is not None: trainer.load_state_dict(state)
         trainer.fit(steps or c['steps'], disable=disable, callback=callback)
-        self.trainer_, self.model_, self.history_ = trainer, trainer.ema, trainer.history
+        self.trainer_, self.model_, self.history_, self.device = trainer, trainer.ema, trainer.history, trainer.device
         return self
+
+    def _check_resume(self, extra, shape, fingerprint, checkpoint):
+        "Refuse to resume from a checkpoint of another model kind, window shape or training set."
+        if extra.get('kind', self._kind) != self._kind:
+            raise ValueError(f"{checkpoint} is a checkpoint of a {extra['kind']} model, not {self._kind}; use another checkpoint file.")
+        if 'shape' in extra and tuple(extra['shape']) != tuple(shape):
+            raise ValueError(f"{checkpoint} was written for windows of shape {tuple(extra['shape'])}, but X has {tuple(shape)}; "
+                             "resume with the same data or use a new checkpoint file.")
+        if extra.get('data_sha256', fingerprint) != fingerprint:
+            raise ValueError(f"{checkpoint} was written while training on different data; resume with the same X "
+                             "(same windows, same order) or use a new checkpoint file.")
 
     def _check_fitted(self):
         if self.model_ is None: raise RuntimeError(f"This {type(self).__name__} is not fitted: call .fit(X) or load a saved model.")
@@ -99,16 +138,43 @@ class _Estimator:
               ) -> np.ndarray:
         "Draw `n` windows (n, L, C) in the units of the training data."
         self._check_fitted()
-        if int(n) < 1: raise ValueError(f"n must be a positive number of windows, got {n}.")
+        try: whole = int(n) == n
+        except (TypeError, ValueError): whole = False
+        if not whole or n < 1: raise ValueError(f"n must be a positive whole number of windows, got {n!r}.")
+        if int(batch_size) < 1: raise ValueError(f"batch_size must be a positive number of windows per sampler batch, got {batch_size}.")
+        bad = sorted(set(kw) - set(self._sample_settings))
+        if bad: raise TypeError(f"{type(self).__name__}.sample takes {', '.join(self._sample_settings)} as sampler settings, not {bad}.")
+        n = int(n)
         g = make_generator(seed, self.device)
         self.model_.eval()
         out = [self._sample_scaled(min(batch_size, n - i), g, disable, **kw) for i in range(0, int(n), batch_size)]
         return self.scaler.inverse_transform(torch.cat(out).float().cpu().numpy()).astype(np.float32)
 
+    # -- conditional tasks (the subclass supplies _from_trend and _impute_window) ------------------------------------
+    def _trend_samples(self, trends, n_per_trend, seed, batch_size, disable, **kw):
+        self._check_fitted()
+        if self.config.get('task') != 'trend': raise ValueError("sample_from_trend needs a model trained with task='trend'.")
+        trends = check_series(trends, 'trends', channels=self.shape_[1])
+        if trends.shape[1:] != tuple(self.shape_): raise ValueError(f"trends must have windows of shape {tuple(self.shape_)}, got {trends.shape[1:]}.")
+        if int(n_per_trend) < 1: raise ValueError(f"n_per_trend must be positive, got {n_per_trend}.")
+        g = make_generator(seed, self.device)
+        x_T = torch.as_tensor(self.scaler.transform(np.repeat(trends, n_per_trend, axis=0)), dtype=torch.float32, device=self.device)
+        out = torch.cat([self._from_trend(x_T[i:i + batch_size], g, disable, **kw) for i in range(0, len(x_T), batch_size)])
+        return self.scaler.inverse_transform(out.cpu().numpy()).astype(np.float32).reshape(len(trends), n_per_trend, *self.shape_)
+
+    def _imputations(self, X, n_samples, quantiles, seed, overlap, return_samples, disable, **kw):
+        from tsbridge_lambda.conditional import impute_series
+        self._check_fitted()
+        if self.config.get('task') != 'impute': raise ValueError(f"impute needs a model trained with task='impute'; create {type(self).__name__}(task='impute', ...) and fit it.")
+        if len(quantiles) != 2 or not 0 <= quantiles[0] < quantiles[1] <= 1:
+            raise ValueError(f"quantiles must be (lower, upper) with 0 <= lower < upper <= 1, got {quantiles!r}.")
+        return impute_series(self, X, n_samples, quantiles, seed, overlap, return_samples, disable, **kw)
+
     # -- save / load ---------------------------------------------------------------------------------------------
     def save(self, path:str|Path) -> Path:
         "Write the fitted model (config, EMA weights, scaler, prior) to one file, atomically."
         self._check_fitted()
+        if not is_main_process(): return Path(path)                  # data parallel run: rank 0 writes the file
         state = {'format': MODEL_FORMAT, 'kind': self._kind, 'config': dict(self.config), 'shape': tuple(self.shape_),
                  'weights': {k: v.cpu() for k, v in self.model_.state_dict().items()}, 'scaler': self.scaler.to_dict(),
                  'history': torch.tensor(self.history_, dtype=torch.float64), **self._extra_state()}
@@ -121,12 +187,17 @@ class _Estimator:
              device=None, # where to put the model (None: CUDA when present)
             ):
         "Load a saved model (read with weights_only=True: no code in the file is run)."
+        path = Path(path)
+        if not path.is_file(): raise FileNotFoundError(f"No model file at {path}; pass the file written by {cls.__name__}.save or tsbl fit --out.")
         try: state = torch.load(path, map_location='cpu', weights_only=True)
-        except FileNotFoundError: raise
-        except Exception as e: raise ValueError(f"Could not read model file {path}: {e}. Is it a file written by {cls.__name__}.save?") from e
+        except Exception as e:
+            raise ValueError(f"Could not read model file {path} ({type(e).__name__}); it is truncated or not a file written by "
+                             f"{cls.__name__}.save: fit and save the model again.") from e
         if not isinstance(state, dict) or state.get('format') != MODEL_FORMAT:
-            raise ValueError(f"{path} is not a tsbridge_lambda model of format {MODEL_FORMAT!r} (found {state.get('format') if isinstance(state, dict) else type(state).__name__}).")
-        if state['kind'] != cls._kind:
+            found = state.get('format') if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{path} is not a tsbridge_lambda model of format {MODEL_FORMAT!r} (found {found!r}): it was written by another "
+                             "program or another version of tsbridge_lambda; load it with that version, or fit and save the model again.")
+        if state.get('kind') != cls._kind:
             raise ValueError(f"{path} holds a {state['kind']} model; load it with the matching class, not {cls.__name__}.")
         config = dict(state['config']); preset = config.pop('preset')
         est = cls(preset=preset, **{**config, 'device': device})
@@ -155,6 +226,9 @@ class TimeBridge(_Estimator):
         c = self.config
         if c['trend'] not in TREND_KINDS: raise ValueError(f"trend must be one of {TREND_KINDS}, got {c['trend']!r}.")
         if c['mask'] not in ('random', 'geometric'): raise ValueError(f"mask must be 'random' or 'geometric', got {c['mask']!r}.")
+        r = c['missing_ratio']; lo, hi = (r, r) if np.isscalar(r) else tuple(r)
+        if not 0 < lo <= hi < 1:                                   # 0 hides nothing (no loss), 1 hides everything (nothing to condition on)
+            raise ValueError(f"missing_ratio must be a fraction in (0, 1) or a range (low, high) inside it, got {r!r}.")
         if task != 'unconditional' and preset in SIGMA_DATA and 'beta_d' not in config:   # SPEC §2: conditional tasks
             c['beta_min'], c['beta_d'] = VP_PRESETS['conditional']
         self._prior_obj = prior if isinstance(prior, Prior) else None
@@ -206,9 +280,10 @@ class TimeBridge(_Estimator):
                 x_0 = batch; x_T = prior.sample(len(x_0), generator, x_0.dtype, x_0.device)
             elif c['task'] == 'trend': x_0, x_T = batch[:, 0], batch[:, 1]
             else:
-                x_0 = batch
-                observed = torch.as_tensor(self._draw_mask(tuple(x_0.shape), generator), device=x_0.device)
-                x_T, mask = spline_fill(x_0, observed), ~observed
+                known = ~torch.isnan(batch)                                  # NaN in the training data: never observed
+                observed = torch.as_tensor(self._draw_mask(tuple(batch.shape), generator), device=batch.device) & known
+                x_T = spline_fill(batch, observed)
+                x_0, mask = torch.where(known, batch, x_T), ~observed & known   # the loss counts hidden values that are known
             return dmatching_loss(self._denoiser(model), bridge, x_0, x_T, generator, c['sigma_data'], c['weighting'], c['loss'],
                                   c['lambda_f'], mask=mask)
         return loss_fn
@@ -216,16 +291,26 @@ class TimeBridge(_Estimator):
     def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, mask=None):
         "Run the sampler from scaled x_T (mask: True = generate)."
         c, bridge = self.config, self.bridge
+        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+            raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
+        if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
         return sample_heun(parallel_batches(self._denoiser(self.model_)), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
                            bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
                            clip_denoised=c['clip_denoised'])
 
+    _sample_settings = ('steps', 'churn')
+    _learns_gaps = True
     def _sample_scaled(self, n, generator, disable, steps=None, churn=None):
         if self.config['task'] != 'unconditional':
             raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
                              f"{'sample_from_trend' if self.config['task'] == 'trend' else 'impute'} instead of sample.")
         x_T = self.prior_.sample(n, generator, torch.float32, self.device)
         return self._bridge_sample(x_T, generator, disable, steps, churn)
+
+    def _from_trend(self, x_T, generator, disable, steps=None, churn=None): return self._bridge_sample(x_T, generator, disable, steps, churn)
+    def _impute_window(self, w, observed, generator, disable, steps=None, churn=None):
+        "One batch of windows (scaled, NaN = missing): the bridge from the linear spline, observed entries held fixed."
+        return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, mask=~observed)
 
     def sample_from_trend(self,
                           trends, # (M, L, C) trend curves in your units (e.g. from `trend(x, kind)`)
@@ -235,14 +320,7 @@ class TimeBridge(_Estimator):
                           batch_size:int=1024, disable:bool|None=None,
                          ) -> np.ndarray:
         "Series that follow the given trends: (M, n_per_trend, L, C) in your units (task='trend')."
-        self._check_fitted()
-        if self.config['task'] != 'trend': raise ValueError("sample_from_trend needs a model trained with task='trend'.")
-        trends = check_series(trends, 'trends', channels=self.shape_[1])
-        if trends.shape[1:] != tuple(self.shape_): raise ValueError(f"trends must have windows of shape {tuple(self.shape_)}, got {trends.shape[1:]}.")
-        g = make_generator(seed, self.device)
-        x_T = torch.as_tensor(self.scaler.transform(np.repeat(trends, n_per_trend, axis=0)), dtype=torch.float32, device=self.device)
-        out = torch.cat([self._bridge_sample(x_T[i:i + batch_size], g, disable, steps, churn) for i in range(0, len(x_T), batch_size)])
-        return self.scaler.inverse_transform(out.cpu().numpy()).astype(np.float32).reshape(len(trends), n_per_trend, *self.shape_)
+        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, steps=steps, churn=churn)
 
     def impute(self,
                X, # (N, T, C) or (T, C) series in your units, NaN = missing; T may exceed the window length L
@@ -255,10 +333,7 @@ class TimeBridge(_Estimator):
                disable:bool|None=None,
               ):
         "Fill NaN gaps with the point-preserving bridge sampler: median, bands (and samples), observed values kept exactly."
-        from tsbridge_lambda.conditional import impute_series
-        self._check_fitted()
-        if self.config['task'] != 'impute': raise ValueError("impute needs a model trained with task='impute'.")
-        return impute_series(self, X, n_samples, quantiles, seed, steps, churn, overlap, return_samples, disable)
+        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, steps=steps, churn=churn)
 
     def _extra_state(self): return {'prior': self.prior_.state_dict()} if self.config['task'] == 'unconditional' else {}
     def _load_extra(self, state):
@@ -273,25 +348,72 @@ class GaussianDiffusion(_Estimator):
     _kind = 'gaussian_diffusion'
     def __init__(self,
                  preset:str='sines', # settings bundle, as for TimeBridge
-                 **config, # overrides: n_steps, betas ('cosine'|'linear'), steps, batch_size, lr, loss, lambda_f, clip_denoised, seed, device
+                 task:str='unconditional', # 'unconditional'; 'trend' (the trend enters as a condition); 'impute' (RePaint-style replacement)
+                 **config, # overrides: trend ('linear'|'poly'|'butter'), n_steps, betas ('cosine'|'linear'), steps, batch_size, lr,
+                           # loss, lambda_f, clip_denoised, seed, device
                 ):
-        super().__init__(preset, **config)
+        if task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+        super().__init__(preset, **config, task=task)
+        if self.config['trend'] not in TREND_KINDS: raise ValueError(f"trend must be one of {TREND_KINDS}, got {self.config['trend']!r}.")
     @staticmethod
-    def _defaults(): return dict(n_steps=500, betas='cosine', loss='l1', lambda_f=None, clip_denoised=1., backbone=None,
-                                 seed=0, device=None, lr=8e-4, warmup=500, checkpoint_every=1000)
+    def _defaults(): return dict(task='unconditional', trend='linear', n_steps=500, betas='cosine', loss='l1', lambda_f=None,
+                                 clip_denoised=1., backbone=None, seed=0, device=None, lr=8e-4, warmup=500, checkpoint_every=1000)
     @property
     def schedule(self): return DDPMSchedule(self.config['betas'], self.config['n_steps'])
     def _build(self, X_scaled):
         L, C = self.shape_
-        self.net_ = self._network(C, L)
+        self.net_ = self._network(C, L, cond_channels=C if self.config['task'] == 'trend' else 0)
+    _training_data = TimeBridge._training_data
     def _loss_fn(self):
         c, sch = self.config, self.schedule
+        if c['task'] == 'trend':
+            return lambda model, batch, generator: ddpm_loss(model, sch, batch[:, 0], generator, c['loss'], c['lambda_f'],
+                                                             extra_args={'cond': batch[:, 1]})
         return lambda model, x_0, generator: ddpm_loss(model, sch, x_0, generator, c['loss'], c['lambda_f'])
-    def _sample_scaled(self, n, generator, disable, nfe=None, eta=0.):
-        sch, net = self.schedule, self.model_
-        model = parallel_batches(lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype)))   # CPU: one chunk per core
-        noise = torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)
+    _sample_settings = ('nfe', 'eta')
+
+    def _run(self, noise, generator, disable, nfe=None, eta=0., cond=None, known=None, observed=None):
+        "DDPM over all steps (nfe=None) or DDIM on `nfe` steps; optionally a condition, or RePaint-style replacement of known entries."
+        if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
+            raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
+        if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
+        sch, net = self.schedule, parallel_batches(self.model_)   # CPU: one chunk of each call's batch per core
+        def model(x, i):
+            if known is not None:                # replacement: the observed entries, noised to the current step
+                x = torch.where(observed, sch.q_sample(known, i.cpu(), torch.randn(x.shape, generator=generator, device=generator.device).to(x)), x)
+            return net(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cond)
         clip = self.config['clip_denoised']
         if nfe is None or nfe >= sch.n_steps and eta == 1.:
             return sample_ddpm(model, noise, sch, generator=generator, disable=disable, clip_denoised=clip)
-        return sample_ddim(model, noise, sch, steps=min(int(nfe or sch.n_steps), sch.n_steps), eta=eta, generator=generator, disable=disable, clip_denoised=clip)
+        return sample_ddim(model, noise, sch, steps=min(int(nfe), sch.n_steps), eta=eta, generator=generator, disable=disable, clip_denoised=clip)
+
+    def _noise(self, n, generator): return torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)
+    def _sample_scaled(self, n, generator, disable, nfe=None, eta=0.):
+        if self.config['task'] != 'unconditional':
+            raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
+                             f"{'sample_from_trend' if self.config['task'] == 'trend' else 'impute'} instead of sample.")
+        return self._run(self._noise(n, generator), generator, disable, nfe, eta)
+    def _from_trend(self, x_T, generator, disable, nfe=None, eta=0.):
+        return self._run(self._noise(len(x_T), generator), generator, disable, nfe, eta, cond=x_T)
+    def _impute_window(self, w, observed, generator, disable, nfe=None, eta=0.):
+        out = self._run(self._noise(len(w), generator), generator, disable, nfe, eta, known=torch.nan_to_num(w), observed=observed)
+        return torch.where(observed, w, out)
+
+    def sample_from_trend(self,
+                          trends, # (M, L, C) trend curves in your units
+                          n_per_trend:int=1, # samples per trend
+                          seed:int|torch.Generator|None=None, # randomness of the sampler
+                          nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
+                          batch_size:int=1024, disable:bool|None=None,
+                         ) -> np.ndarray:
+        "Series that follow the given trends, (M, n_per_trend, L, C), from the trend-conditioned DDPM (task='trend')."
+        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, nfe=nfe)
+
+    def impute(self,
+               X, # (N, T, C) or (T, C) series in your units, NaN = missing
+               n_samples:int=20, quantiles:tuple=(0.05, 0.95), seed:int|torch.Generator|None=None,
+               nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
+               overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
+              ):
+        "Fill NaN gaps by RePaint-style replacement (observed entries re-noised to each step); same outputs as `TimeBridge.impute`."
+        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, nfe=nfe)

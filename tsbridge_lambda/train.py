@@ -4,26 +4,75 @@
 
 # %% ../nbs/08_train.ipynb #3312dbd2
 from __future__ import annotations
-import copy, math
+import copy, math, os, signal, threading, atexit, contextlib
 from pathlib import Path
 import torch
 from torch import nn
+import torch.distributed as dist
 from tqdm.auto import tqdm
 from .core import get_device, make_generator, atomic_write
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'Trainer']
+__all__ = ['CHECKPOINT_FORMAT', 'dist_env', 'is_main_process', 'init_distributed', 'TrainingInterrupted', 'Trainer']
 
 # %% ../nbs/08_train.ipynb #b2ba7e52
+def dist_env() -> dict:
+    "Rank, world size and local rank of this process: from the process group if one is running, else from torchrun's environment."
+    if dist.is_available() and dist.is_initialized():
+        return {'rank': dist.get_rank(), 'world_size': dist.get_world_size(), 'local_rank': int(os.environ.get('LOCAL_RANK', 0))}
+    return {k: int(os.environ.get(v, d)) for k, v, d in (('rank', 'RANK', 0), ('world_size', 'WORLD_SIZE', 1), ('local_rank', 'LOCAL_RANK', 0))}
+
+def is_main_process() -> bool:
+    "True on rank 0 (and in any single-process run): the process that writes files and reports."
+    return dist_env()['rank'] == 0
+
+def init_distributed(device:torch.device, # the device asked for; 'cuda' becomes cuda:LOCAL_RANK
+                    ) -> torch.device:
+    "Join (or start) the process group torchrun describes in the environment: NCCL on CUDA, gloo on CPU; returns this rank's device."
+    if not dist.is_available(): raise RuntimeError("This PyTorch build has no torch.distributed; train in one process (distributed=False).")
+    env = dist_env()
+    if device.type == 'cuda':
+        device = torch.device('cuda', env['local_rank'] if device.index is None else device.index)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        missing = [v for v in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if v not in os.environ]
+        if missing:
+            raise ValueError(f"distributed=True, but {missing} are not set: launch the script with "
+                             "`torchrun --nproc_per_node N script.py` (or `torchrun --nproc_per_node N -m tsbridge_lambda.cli fit ...`), "
+                             "or pass distributed=False to train in one process.")
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo', init_method='env://')
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return device
+
+class TrainingInterrupted(KeyboardInterrupt):
+    "Training stopped by SIGINT (Ctrl-C) or SIGTERM after finishing a step and saving a checkpoint."
+    def __init__(self, signum:int, step:int, checkpoint):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        where = f"checkpoint saved to {checkpoint}; resume with resume=True (CLI: --resume)" if checkpoint else "no checkpoint file was set"
+        super().__init__(f"{signal.Signals(signum).name} received: training stopped after step {step}; {where}.")
+
+# %% ../nbs/08_train.ipynb #13585ddf
+class _RankRows(nn.Module):
+    "Run `module` on rows [lo, hi) of every batch-sized argument; pad the output back to the full batch with zeros."
+    def __init__(self, module:nn.Module, lo:int, hi:int, n:int):
+        super().__init__()
+        self.module, self.lo, self.hi, self.n = module, lo, hi, n
+    def forward(self, *args, **kwargs):
+        cut = lambda a: a[self.lo:self.hi] if isinstance(a, torch.Tensor) and a.dim() and a.shape[0] == self.n else a
+        out = self.module(*map(cut, args), **{k: cut(v) for k, v in kwargs.items()})
+        pad = lambda m: out.new_zeros((m,) + tuple(out.shape[1:]))
+        return torch.cat([pad(self.lo), out, pad(self.n - self.hi)])
+
+# %% ../nbs/08_train.ipynb #3eaf8aea
 CHECKPOINT_FORMAT = 'tsbridge_lambda.trainer/1'
 
 class Trainer:
-    "Adam + warm-up/plateau schedule + grad clipping + EMA, with atomic checkpoints and exact resume."
+    "Adam + warm-up/plateau schedule + grad clipping + EMA, with atomic checkpoints, exact resume and data parallel training."
     def __init__(self,
                  model:nn.Module, # the network to train
                  loss_fn, # loss_fn(model, batch, generator) -> (B,) per-sample losses
                  data:torch.Tensor, # training data, first axis = samples (kept on `device`)
-                 batch_size:int=128, # samples per step
+                 batch_size:int=128, # samples per step (the global batch when several processes train)
                  lr:float=8e-4, # peak learning rate (after warm-up)
                  lr_start:float=1e-5, # learning rate at step 0
                  warmup:int=500, # warm-up steps
@@ -36,17 +85,29 @@ class Trainer:
                  plateau_factor:float=0.5, # factor applied at a plateau
                  plateau_threshold:float=0.1, # relative improvement that counts
                  min_lr:float=1e-5, # floor of the learning rate
-                 device=None, # None: CUDA when present
-                 seed:int|None=0, # seeds batch order and the loss's noise
+                 device=None, # None: CUDA when present (under torchrun: cuda:LOCAL_RANK)
+                 seed:int|None=0, # seeds batch order and the loss's noise (an int when distributed: every rank must agree)
                  checkpoint:str|Path|None=None, # file to write checkpoints to
                  checkpoint_every:int=1000, # steps between checkpoints (and one at the end)
+                 distributed:bool|None=None, # None: when launched by torchrun with WORLD_SIZE > 1; True: always; False: never
+                 extra:dict|None=None, # plain data stored in every checkpoint (e.g. the scaler), returned by `read_checkpoint`
                 ):
         if batch_size < 1: raise ValueError(f"batch_size must be positive, got {batch_size}.")
         if len(data) < 1: raise ValueError("No training data: pass at least one sample.")
+        if checkpoint_every < 1: raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}.")
         self.device = get_device(device)
+        self.distributed = dist_env()['world_size'] > 1 if distributed is None else bool(distributed)
+        if self.distributed:
+            if seed is None or isinstance(seed, torch.Generator):
+                raise ValueError("Distributed training needs an integer seed shared by all ranks (they must draw the same batches); pass seed=0 or another int.")
+            self.device = init_distributed(self.device)
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if self.distributed else (0, 1)
         self.model, self.loss_fn = model.to(self.device), loss_fn
         self.data = torch.as_tensor(data).to(self.device)
         self.batch_size = min(batch_size, len(self.data))
+        if self.batch_size < self.world_size:
+            raise ValueError(f"The global batch ({self.batch_size} samples) is smaller than the {self.world_size} processes; "
+                             "raise batch_size or start fewer processes.")
         self.hp = dict(lr=lr, lr_start=lr_start, warmup=warmup, grad_clip=grad_clip, ema_decay=ema_decay, ema_every=ema_every,
                        plateau_window=plateau_window, patience=patience, plateau_factor=plateau_factor,
                        plateau_threshold=plateau_threshold, min_lr=min_lr)
@@ -54,9 +115,19 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.generator = make_generator(seed, self.device)
         self.checkpoint, self.checkpoint_every = (Path(checkpoint) if checkpoint else None), checkpoint_every
+        self.extra = dict(extra or {})
         self.step, self.history = 0, []
         self.sched = {'base_lr': lr, 'best': math.inf, 'bad': 0}
-        self._perm, self._pos = None, 0
+        self._perm, self._pos, self._signal, self._in_step = None, 0, None, False
+        self.grad_norm = None                                      # the last step's gradient norm before clipping
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+            B, N, r = self.batch_size, self.world_size, self.rank
+            ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
+            self._rows = _RankRows(ddp, r * B // N, (r + 1) * B // N, B)
+
+    @property
+    def is_main(self) -> bool: return self.rank == 0
 
     # -- schedule ------------------------------------------------------------------------------------------------
     def current_lr(self) -> float: return self.opt.param_groups[0]['lr']
@@ -84,19 +155,36 @@ class Trainer:
         return self.data[idx]
 
     # -- one step ------------------------------------------------------------------------------------------------
+    def _loss(self):
+        "The loss to back-propagate and the global batch loss; with several ranks also whether any rank was signalled."
+        if not self.distributed:
+            loss = self.loss_fn(self.model, self._batch(), self.generator).mean()
+            return loss, float(loss.detach()), self._signal
+        rows = self._rows
+        losses = self.loss_fn(rows, self._batch(), self.generator)[rows.lo:rows.hi]
+        mine = torch.stack([losses.detach().sum().double(), torch.tensor(float(self._signal or 0), dtype=torch.float64, device=losses.device)])
+        parts = [torch.empty_like(mine) for _ in range(self.world_size)]
+        dist.all_gather(parts, mine)                                     # summed in rank order: the same float on every rank
+        total, signum = sum(float(p[0]) for p in parts), max(int(p[1]) for p in parts)
+        return losses.sum() * (self.world_size / self.batch_size), total / self.batch_size, signum or None
+
     def train_step(self) -> float:
-        "One optimiser step on one batch; returns the batch loss."
+        "One optimiser step on one (global) batch; returns the batch loss."
+        self._in_step = True
         self.model.train()
-        loss = self.loss_fn(self.model, self._batch(), self.generator).mean()
-        if not torch.isfinite(loss): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
+        loss, value, self._signal = self._loss()
+        if not math.isfinite(value): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.hp['grad_clip']: nn.utils.clip_grad_norm_(self.model.parameters(), self.hp['grad_clip'])
+        if self.hp['grad_clip']:                       # a model may ask for separate clipping groups (LAMBDA's two denoisers)
+            groups = self.model.clip_groups() if hasattr(self.model, 'clip_groups') else [self.model.parameters()]
+            self.grad_norm = max(float(nn.utils.clip_grad_norm_(g, self.hp['grad_clip'])) for g in groups)
         self.opt.step()
-        self.history.append(float(loss.detach()))
+        self.history.append(value)
         self._schedule()
         self.step += 1
         if self.step % self.hp['ema_every'] == 0: self._update_ema()
+        self._in_step = False
         return self.history[-1]
 
     @torch.no_grad()
@@ -106,21 +194,43 @@ class Trainer:
         for e, p in zip(self.ema.parameters(), self.model.parameters()): e.lerp_(p, 1 - decay)
         for e, b in zip(self.ema.buffers(), self.model.buffers()): e.copy_(b)
 
+    # -- signals -------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _catch_signals(self):
+        "While training, SIGINT and SIGTERM only ask the loop to stop after the current step; a second Ctrl-C stops at once."
+        if threading.current_thread() is not threading.main_thread(): yield; return
+        def handler(signum, frame):
+            if self._signal is not None and signum == signal.SIGINT: raise KeyboardInterrupt
+            self._signal = signum
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try: yield
+        finally:
+            for s, h in old.items(): signal.signal(s, h)
+
     def fit(self,
             steps:int, # train until this many steps in total (a resumed trainer continues from its step)
-            disable:bool|None=None, # True silences the progress bar
-            callback=None, # called after each step with {'step', 'loss', 'lr', 'trainer'}
+            disable:bool|None=None, # True silences the progress bar (always silent on ranks other than 0)
+            callback=None, # called after each step (on every rank) with {'step', 'loss', 'lr', 'grad_norm', 'trainer'}
            ) -> 'Trainer':
-        "Train up to `steps` total steps, checkpointing periodically, at the end and on interruption."
-        bar = tqdm(total=steps, initial=min(self.step, steps), disable=disable, dynamic_ncols=True, leave=False)
+        "Train up to `steps` total steps, checkpointing periodically, at the end and on SIGINT / SIGTERM."
+        self._signal = None
+        if self.checkpoint and self.is_main:                       # temporary files a killed writer left behind
+            for stale in self.checkpoint.parent.glob(f'.{self.checkpoint.name}.*.tmp'): stale.unlink(missing_ok=True)
+        bar = tqdm(total=steps, initial=min(self.step, steps), disable=True if not self.is_main else disable, dynamic_ncols=True, leave=False)
         try:
-            while self.step < steps:
-                loss = self.train_step(); bar.update(1)
-                if self.step % 20 == 0: bar.set_postfix(loss=f'{sum(self.history[-100:]) / len(self.history[-100:]):.4f}', lr=f'{self.current_lr():.1e}')
-                if callback is not None: callback({'step': self.step, 'loss': loss, 'lr': self.current_lr(), 'trainer': self})
-                if self.checkpoint and self.step % self.checkpoint_every == 0: self.save_checkpoint(self.checkpoint)
-        except KeyboardInterrupt:
-            if self.checkpoint: self.save_checkpoint(self.checkpoint)
+            with self._catch_signals():
+                while self.step < steps:
+                    loss = self.train_step(); bar.update(1)
+                    if self.step % 20 == 0: bar.set_postfix(loss=f'{sum(self.history[-100:]) / len(self.history[-100:]):.4f}', lr=f'{self.current_lr():.1e}')
+                    if callback is not None: callback({'step': self.step, 'loss': loss, 'lr': self.current_lr(), 'grad_norm': self.grad_norm, 'trainer': self})
+                    if self._signal is not None:
+                        if self.checkpoint: self.save_checkpoint(self.checkpoint)
+                        raise TrainingInterrupted(self._signal, self.step, self.checkpoint)
+                    if self.checkpoint and self.step % self.checkpoint_every == 0: self.save_checkpoint(self.checkpoint)
+        except KeyboardInterrupt as e:
+            # interrupted between steps (e.g. from a callback): the state is consistent, save it; mid-step it is not,
+            # so the last checkpoint stays the valid one
+            if not isinstance(e, TrainingInterrupted) and self.checkpoint and not self._in_step: self.save_checkpoint(self.checkpoint, barrier=False)
             raise
         finally: bar.close()
         if self.checkpoint: self.save_checkpoint(self.checkpoint)
@@ -128,27 +238,61 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        "Everything needed to continue exactly: weights, EMA, optimiser, schedule, data order, RNG state."
+        "Everything needed to continue exactly: weights, EMA, optimiser, schedule, data order, RNG states, `extra`."
+        rng = {'cpu': torch.get_rng_state()}
+        if self.device.type == 'cuda': rng['cuda'] = torch.cuda.get_rng_state(self.device)
         return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'model': self.model.state_dict(), 'ema': self.ema.state_dict(),
                 'optimizer': self.opt.state_dict(), 'sched': dict(self.sched), 'generator': self.generator.get_state(),
-                'perm': self._perm, 'pos': self._pos, 'history': torch.tensor(self.history, dtype=torch.float64)}
+                'perm': self._perm, 'pos': self._pos, 'history': torch.tensor(self.history, dtype=torch.float64),
+                'torch_rng': rng, 'batch_size': self.batch_size, 'grad_norm': self.grad_norm, 'extra': self.extra}
     def load_state_dict(self, state:dict):
         "Restore from `state_dict()`."
-        if state.get('format') != CHECKPOINT_FORMAT:
-            raise ValueError(f"Not a trainer checkpoint of format {CHECKPOINT_FORMAT!r} (found {state.get('format')!r}).")
-        self.model.load_state_dict(state['model']); self.ema.load_state_dict(state['ema'])
+        if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
+            found = state.get('format') if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"Not a trainer checkpoint of format {CHECKPOINT_FORMAT!r} (found {found!r}); it was written by "
+                             "another program or another version: start a new run without resume.")
+        if state.get('batch_size', self.batch_size) != self.batch_size:
+            raise ValueError(f"The checkpoint was written with batch_size={state['batch_size']} but this trainer has {self.batch_size}; "
+                             "resume with the same (global) batch size.")
+        try:
+            self.model.load_state_dict(state['model']); self.ema.load_state_dict(state['ema'])
+        except RuntimeError as e:
+            raise ValueError(f"The checkpoint's weights do not fit this model ({str(e).splitlines()[0]}); resume with the same "
+                             "model settings, or start a new run.") from e
         self.opt.load_state_dict(state['optimizer']); self.sched = dict(state['sched'])
         self.generator.set_state(state['generator'].cpu() if self.generator.device.type == 'cpu' else state['generator'])
         self._perm = None if state['perm'] is None else state['perm'].to(self.device)
         self.step, self._pos, self.history = int(state['step']), int(state['pos']), state['history'].tolist()
+        self.grad_norm = state.get('grad_norm')
+        rng = state.get('torch_rng', {})
+        if 'cpu' in rng: torch.set_rng_state(rng['cpu'].cpu())
+        if 'cuda' in rng and self.device.type == 'cuda': torch.cuda.set_rng_state(rng['cuda'].cpu(), self.device)
+        self.extra = dict(state.get('extra', {}))
         return self
-    def save_checkpoint(self, path:str|Path) -> Path:
-        "Write `state_dict()` atomically to `path`."
-        with atomic_write(path) as f: torch.save(self.state_dict(), f)
+    def save_checkpoint(self,
+                        path:str|Path, # file to write (rank 0 only)
+                        barrier:bool=True, # with several ranks, wait until the file is written
+                       ) -> Path:
+        "Write `state_dict()` atomically to `path` (temporary file, fsync, rename) on rank 0."
+        if self.is_main:
+            with atomic_write(path) as f: torch.save(self.state_dict(), f)
+        if barrier and self.distributed: dist.barrier()
         return Path(path)
+    @staticmethod
+    def read_checkpoint(path:str|Path, # a file written by `save_checkpoint`
+                        map_location='cpu') -> dict:
+        "Read and check a checkpoint file (weights_only=True: no code runs from the file)."
+        path = Path(path)
+        if not path.is_file(): raise FileNotFoundError(f"No checkpoint file at {path}.")
+        try: state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:
+            raise ValueError(f"Could not read checkpoint {path} ({type(e).__name__}); it is truncated or not a tsbridge_lambda "
+                             "checkpoint: delete it to start afresh, or point to the right file.") from e
+        if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
+            found = state.get('format') if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{path} is not a trainer checkpoint of format {CHECKPOINT_FORMAT!r} (found {found!r}); it was written by "
+                             "another program or another version: start a new run without resume.")
+        return state
     def load_checkpoint(self, path:str|Path) -> 'Trainer':
         "Resume from a checkpoint file (read with weights_only=True: no code runs from the file)."
-        try: state = torch.load(path, map_location=self.device, weights_only=True)
-        except FileNotFoundError: raise
-        except Exception as e: raise ValueError(f"Could not read checkpoint {path}: {e}. It may be truncated or not a tsbridge_lambda checkpoint.") from e
-        return self.load_state_dict(state)
+        return self.load_state_dict(self.read_checkpoint(path, self.device))

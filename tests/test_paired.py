@@ -1,0 +1,103 @@
+"""LAMBDA: the alignment losses' identities and the PairedDiffusion estimator on the paired test beds (tiny configs)."""
+import math, os
+import numpy as np, pytest, torch
+from tsbridge_lambda.align import (window_contrastive_loss, window_covariance_loss, latent_windows, Alignment, ALIGNMENTS)
+from tsbridge_lambda.paired import PairedDiffusion
+from tsbridge_lambda.data import load_dataset
+
+
+@pytest.fixture(scope='module')
+def Z():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 24, 8, generator=g)
+    return a, a + 0.2 * torch.randn(6, 24, 8, generator=g)
+
+
+def test_contrastive_matched_beats_shuffled(Z):
+    a, b = Z
+    assert window_contrastive_loss(a, b, 6) < window_contrastive_loss(a, b[torch.tensor([1, 2, 3, 4, 5, 0])], 6)
+    assert window_contrastive_loss(a, b, 6) < window_contrastive_loss(a, b.flip(1), 6)      # windows out of phase
+
+
+def test_contrastive_hand_computed_two_windows():
+    zx = torch.tensor([[[1., 0.], [0., 1.]]]); zy = torch.tensor([[[2., 0.], [1., 1.]]])
+    r = 1 / math.sqrt(2)
+    xy = -(math.log(math.e / (math.e + math.exp(r))) + math.log(math.exp(r) / (1 + math.exp(r)))) / 2
+    yx = -(math.log(math.e / (math.e + 1)) + math.log(0.5)) / 2
+    assert window_contrastive_loss(zx, zy, 1, tau=1.).item() == pytest.approx((xy + yx) / 2, abs=1e-6)
+
+
+def test_covariance_zero_for_equal_and_mean_shift_invariant(Z):
+    a, b = Z
+    assert window_covariance_loss(a, a, 6).item() == 0.
+    shift = torch.randn(1, 1, 8)
+    assert window_covariance_loss(a + shift, b + shift, 6).item() == pytest.approx(window_covariance_loss(a, b, 6).item(), rel=1e-4)
+    assert window_covariance_loss(a, b, 6) > 0
+
+
+def test_windows_and_errors(Z):
+    a, _ = Z
+    assert latent_windows(a, 6, 3).shape == (6, 7, 6, 8)
+    with pytest.raises(ValueError, match='same shape'): window_contrastive_loss(a, a[:, :12], 6)
+    with pytest.raises(ValueError, match='align must be one of'): Alignment('clip')
+
+
+def test_learnable_lambda_is_bounded_away_from_zero(Z):
+    al = Alignment('lambda', d_model=8, window=6)
+    opt = torch.optim.Adam(al.parameters(), lr=0.05)
+    for _ in range(200):
+        term, parts = al(*Z); opt.zero_grad(); term.backward(); opt.step()
+    L = sum(al.raw(*Z).values()).item()
+    assert parts['lambda'] == pytest.approx(1 / L, rel=0.05) and parts['lambda'] > 0.01
+
+
+@pytest.fixture(scope='module')
+def lorenz():
+    return load_dataset('lorenz', n_trajectories=60, seq_len=24)
+
+
+def test_lambda_zero_is_two_independent_models(lorenz):
+    tr = lorenz.train
+    both = PairedDiffusion('none', preset='tiny', steps=15).fit(tr.X, tr.Y, disable=True)
+    alone = PairedDiffusion('none', preset='tiny', steps=15, directions=('y|x',)).fit(tr.X, tr.Y, disable=True)
+    s1, s2 = both.trainer_.model.den_y.state_dict(), alone.trainer_.model.den_y.state_dict()
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    aligned = PairedDiffusion('lambda', preset='tiny', steps=15).fit(tr.X, tr.Y, disable=True)
+    s3 = aligned.trainer_.model.den_y.state_dict()
+    assert not all(torch.equal(s1[k], s3[k]) for k in s1)       # the alignment does change the training
+
+
+@pytest.mark.parametrize('align', [a for a in ALIGNMENTS if a != 'lambda'])
+def test_every_alignment_trains(lorenz, align):
+    tr = lorenz.train
+    m = PairedDiffusion(align, preset='tiny', steps=6).fit(tr.X, tr.Y, disable=True)
+    assert np.isfinite(m.history_).all()
+
+
+@pytest.mark.parametrize('name,kw', [('lorenz', dict(n_trajectories=40, seq_len=24)),
+                                     ('pendulum', dict(regime='regular', n_trajectories=40, seq_len=24)),
+                                     ('pendulum', dict(regime='chaotic', n_trajectories=40, seq_len=24)),
+                                     ('gait', dict(modalities=('angles', 'grf'), seq_len=64, disable=True))])
+def test_trains_and_translates_on_each_test_bed(name, kw, tmp_path):
+    if name == 'gait' and not os.environ.get('TSBL_DATA_DIR'): pytest.skip('gait needs TSBL_DATA_DIR (../shared/data)')
+    d = load_dataset(name, **kw)
+    tr, te = d.train, d.test
+    m = PairedDiffusion('lambda', preset='tiny', steps=8).fit(tr.X[:256], tr.Y[:256], disable=True)
+    y = m.predict_y(te.X[:3], n_samples=2, nfe=4, seed=0, disable=True)
+    x = m.predict_x(te.Y[:3], n_samples=2, nfe=4, seed=0, disable=True)
+    assert y.mean.shape == te.Y[:3].shape and x.mean.shape == te.X[:3].shape
+    lo, hi = tr.Y.min(), tr.Y.max()
+    span = hi - lo
+    assert y.mean.min() >= lo - span and y.mean.max() <= hi + span            # in Y's units, not scaled ones
+    m.save(tmp_path / 'm.pt')
+    np.testing.assert_array_equal(PairedDiffusion.load(tmp_path / 'm.pt').encode(te.X[:2]), m.encode(te.X[:2]))
+
+
+def test_unpaired_and_bad_inputs(lorenz):
+    tr = lorenz.train
+    with pytest.raises(ValueError, match='must be paired'): PairedDiffusion(preset='tiny').fit(tr.X, tr.Y[:-2])
+    with pytest.raises(ValueError, match='must be paired'): PairedDiffusion(preset='tiny').fit(tr.X[:, :20], tr.Y)
+    bad = tr.X.copy(); bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match='NaN'): PairedDiffusion(preset='tiny').fit(bad, tr.Y)
+    with pytest.raises(RuntimeError, match='not fitted'): PairedDiffusion(preset='tiny').predict_y(tr.X)
+    with pytest.raises(TypeError, match='unknown settings'): PairedDiffusion(stepz=3)
