@@ -198,7 +198,8 @@ def bench_lambda_step(preset:str='paper', # a PairedDiffusion preset ('tiny', 'q
     import importlib.util
     from pathlib import Path
     spec = importlib.util.find_spec('tsbridge_lambda.paired')
-    if spec is None or Path(spec.origin).parent != Path(__file__).parent:   # only this copy of the package counts
+    import tsbridge_lambda
+    if spec is None or Path(spec.origin).parent != Path(tsbridge_lambda.__file__).parent:   # only this copy of the package counts
         return {'skipped': 'tsbridge_lambda.paired is not in this version'}
     from tsbridge_lambda.paired import PairedDiffusion
     (L, cx), (_, cy) = shapes
