@@ -19,6 +19,7 @@ lic = licenses[cfg['license']]
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 scripts = cfg.get('console_scripts', '').split()
+experiments_pkg = cfg['lib_path'] + '.experiments_nbs'
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -38,7 +39,10 @@ setuptools.setup(
         'Natural Language :: ' + cfg['language'].title(),
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
     ] + ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
-    packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
+    # the experiment notebooks (nbs/experiments) ship inside the package as <lib>/experiments_nbs, for `tsbl run`
+    packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']) + [experiments_pkg],
+    package_dir={experiments_pkg: 'nbs/experiments'},
+    package_data={experiments_pkg: ['*.ipynb']},
     include_package_data=True,
     python_requires='>=' + min_python,
     install_requires=requirements,

@@ -41,7 +41,7 @@ SECTIONS = [
     ("Metrics", [r"^1\d[a-z]?_.*(ts2vec|metric)"]),
     ("Data and command line", [r"^04[a-z]?_", r"^99[a-z]?_", r"^00[a-z]?_"]),
     ("Tutorials", [r"^tutorials/"]),
-    ("Experiments", [r"^experiments/"]),
+    ("Experiments", [r"^1\d[a-z]?_experiments$", r"^experiments/results$", r"^experiments/"]),
 ]
 OTHER = "More"
 ASSET_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".pdf", ".csv", ".txt"}

@@ -268,6 +268,9 @@ def _parser():
     s.add_argument('--nfe', type=int, default=None, help='Gaussian baseline only: network evaluations (DDIM); default: all steps (DDPM)')
     s.add_argument('--device', default=None)
     s.add_argument('--quiet', action='store_true')
+
+    from tsbridge_lambda.experiments import add_parsers
+    add_parsers(sub)   # tsbl run NAME -p key value, tsbl report RUNS (the experiments module)
     return p
 
 def _load_model(path, device=None):
@@ -318,6 +321,9 @@ def _run(args) -> int:
         x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
         write_samples(x, args.out)
         print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
+    elif args.command in ('run', 'report'):
+        from tsbridge_lambda import experiments
+        return experiments.main_run(args) if args.command == 'run' else experiments.main_report(args)
     return 0
 
 def main(argv:list|None=None # arguments (default: sys.argv[1:])
