@@ -101,3 +101,24 @@ def test_unpaired_and_bad_inputs(lorenz):
     with pytest.raises(ValueError, match='NaN'): PairedDiffusion(preset='tiny').fit(bad, tr.Y)
     with pytest.raises(RuntimeError, match='not fitted'): PairedDiffusion(preset='tiny').predict_y(tr.X)
     with pytest.raises(TypeError, match='unknown settings'): PairedDiffusion(stepz=3)
+
+
+def test_cli_fit_paired_and_translate(tmp_path):
+    import pandas as pd
+    from tsbridge_lambda.cli import main
+    t = np.arange(400) * 0.05
+    rec = pd.DataFrame({'time': t, 'a': np.sin(t), 'b': np.cos(1.3 * t), 'f': np.sin(t) * np.cos(1.3 * t)})
+    rec.to_csv(tmp_path / 'rec.csv', index=False)
+    assert main(['fit-paired', str(tmp_path / 'rec.csv'), '--x-columns', 'a,b', '--y-columns', 'f', '--seq-len', '24',
+                 '--preset', 'tiny', '--steps', '5', '--out', str(tmp_path / 'pair.pt'), '--quiet']) == 0
+    rec[['time', 'a', 'b']].iloc[:100].to_csv(tmp_path / 'x.csv', index=False)
+    assert main(['translate', '--model', str(tmp_path / 'pair.pt'), '--input', str(tmp_path / 'x.csv'), '--output', str(tmp_path / 'y.csv'),
+                 '--bands', str(tmp_path / 'b.csv'), '--n-samples', '2', '--nfe', '4', '--quiet']) == 0
+    y = pd.read_csv(tmp_path / 'y.csv')
+    assert list(y.columns) == ['f'] and len(y) == 100 and np.isfinite(y['f']).all()
+    assert list(pd.read_csv(tmp_path / 'b.csv').columns) == ['f_lower', 'f_upper']
+    (tmp_path / 'bad.csv').write_bytes(b'\x00\xff\x00garbage')
+    with pytest.raises(ValueError, match='Could not read'):
+        main(['translate', '--model', str(tmp_path / 'pair.pt'), '--input', str(tmp_path / 'bad.csv'), '--output', str(tmp_path / 'o.csv')])
+    with pytest.raises(ValueError, match='x-columns'):
+        main(['fit-paired', str(tmp_path / 'rec.csv'), '--out', str(tmp_path / 'p2.pt')])

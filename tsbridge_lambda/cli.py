@@ -269,8 +269,8 @@ def _parser():
     s.add_argument('--device', default=None)
     s.add_argument('--quiet', action='store_true')
 
-    from tsbridge_lambda.experiments import add_parsers
-    add_parsers(sub)   # tsbl run NAME -p key value, tsbl report RUNS (the experiments module)
+    from tsbridge_lambda.paired import add_paired_commands               # LAMBDA: fit-paired, translate
+    add_paired_commands(sub)
     return p
 
 def _load_model(path, device=None):
@@ -315,15 +315,15 @@ def _run(args) -> int:
         r = impute_csv(model, args.input, args.output, args.bands, args.columns.split(',') if args.columns else None,
                        args.n_samples, args.seed, disable=True if args.quiet else None)
         print(f"filled {r['filled']} gaps in {r['rows']} rows of {r['channels']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
+    elif args.command in ('fit-paired', 'translate'):
+        from tsbridge_lambda.paired import run_paired_command
+        return run_paired_command(args)
     elif args.command == 'sample':
         est = _load_model(args.model, args.device)
         kw = {'nfe': args.nfe} if args.nfe is not None else {}
         x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
         write_samples(x, args.out)
         print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
-    elif args.command in ('run', 'report'):
-        from tsbridge_lambda import experiments
-        return experiments.main_run(args) if args.command == 'run' else experiments.main_report(args)
     return 0
 
 def main(argv:list|None=None # arguments (default: sys.argv[1:])

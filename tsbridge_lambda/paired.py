@@ -20,8 +20,9 @@ from .data import MinMaxScaler
 from .align import Alignment, ALIGNMENTS
 
 # %% auto #0
-__all__ = ['PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'ConditionalDenoiser', 'PairedNet', 'paired_loss', 'Translation',
-           'PairedDiffusion']
+__all__ = ['PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'PAIRED_DATA', 'ConditionalDenoiser', 'PairedNet', 'paired_loss',
+           'Translation', 'PairedDiffusion', 'translate_series', 'translate_csv', 'load_pairs', 'add_paired_commands',
+           'run_paired_command']
 
 # %% ../nbs/14_paired.ipynb #9255d157
 class ConditionalDenoiser(DiffusionTS):
@@ -171,6 +172,7 @@ class PairedDiffusion:
         self.device = get_device(self.config.pop('device'))
         Alignment(align, lam=lam, terms=terms)                       # validate the alignment settings now
         self.model_, self.x_scaler, self.y_scaler, self.shape_, self.history_, self.parts_ = None, None, None, None, [], []
+        self.columns_ = None # (X column names, Y column names), when known
 
     @property
     def schedule(self): return DDPMSchedule(self.config['betas'], self.config['n_steps'])
@@ -307,7 +309,8 @@ class PairedDiffusion:
                  'weights': {k: v.cpu() for k, v in self.model_.state_dict().items()},
                  'x_scaler': self.x_scaler.to_dict(), 'y_scaler': self.y_scaler.to_dict(),
                  'history': torch.tensor(self.history_, dtype=torch.float64), 'part_names': parts,
-                 'parts': torch.tensor([[p.get(k, float('nan')) for k in parts] for p in self.parts_], dtype=torch.float64)}
+                 'parts': torch.tensor([[p.get(k, float('nan')) for k in parts] for p in self.parts_], dtype=torch.float64),
+                 'columns': [list(c) for c in self.columns_] if self.columns_ else []}
         with atomic_write(path) as f: torch.save(state, f)
         return Path(path)
 
@@ -326,6 +329,110 @@ class PairedDiffusion:
         est.x_scaler, est.y_scaler = MinMaxScaler.from_dict(state['x_scaler']), MinMaxScaler.from_dict(state['y_scaler'])
         est.history_ = state['history'].tolist()
         est.parts_ = [dict(zip(state['part_names'], row)) for row in state['parts'].tolist()]
+        est.columns_ = tuple(state['columns']) if state.get('columns') else None
         est._build(); est.net_.load_state_dict(state['weights'])
         est.model_ = est.net_.to(est.device).eval()
         return est
+
+# %% ../nbs/14_paired.ipynb #08ec3116
+def translate_series(model:PairedDiffusion, # a fitted pair
+                     x, # (T, C) one recording of the conditioning modality, in its units
+                     to:str='y', # 'y': predict Y from X; 'x': predict X from Y
+                     n_samples:int=4, nfe:int|None=50, seed:int|None=0, quantiles:tuple=(0.05, 0.95),
+                     disable:bool|None=None,
+                    ) -> Translation:
+    "Translate a recording of any length >= L: overlapping windows, predictions averaged where they overlap."
+    from tsbridge_lambda.conditional import window_positions
+    if to not in ('x', 'y'): raise ValueError(f"to must be 'x' or 'y', got {to!r}.")
+    model._check_fitted()
+    x = check_series(np.asarray(x)[None], 'the recording', channels=model.shape_[0][1] if to == 'y' else model.shape_[1])[0]
+    L = model.shape_[0][0]
+    starts = window_positions(len(x), L, L // 2)
+    W = np.stack([x[s:s + L] for s in starts])
+    r = (model.predict_y if to == 'y' else model.predict_x)(W, n_samples=n_samples, nfe=nfe, seed=seed, quantiles=quantiles, disable=disable)
+    out = [np.zeros((len(x), r.mean.shape[2])) for _ in range(3)]; count = np.zeros((len(x), 1))
+    for k, s in enumerate(starts):
+        for acc, part in zip(out, (r.mean, r.lower, r.upper)): acc[s:s + L] += part[k]
+        count[s:s + L] += 1
+    return Translation(*(a / count for a in out), None)
+
+def translate_csv(model:PairedDiffusion, # a fitted pair
+                  input:str|Path, # CSV, one row per time step, with the conditioning modality's columns
+                  output:str|Path, # CSV to write with the predicted modality
+                  to:str='y', # which modality to predict
+                  columns:list|None=None, # input columns in training order (default: the names saved with the model, else all numeric)
+                  bands:str|Path|None=None, # optional CSV of <column>_lower / <column>_upper
+                  n_samples:int=4, nfe:int|None=50, seed:int=0, disable:bool|None=None,
+                 ) -> dict:
+    "Translate a CSV recording; write the prediction (and bands) atomically."
+    import pandas as pd
+    try: df = pd.read_csv(input)
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(f"Could not read {input} as a CSV table ({type(e).__name__}: {e}); pass a comma-separated file with a header row.") from e
+    names = getattr(model, 'columns_', None) or (None, None)
+    src, dst = (names[0], names[1]) if to == 'y' else (names[1], names[0])
+    columns = columns or (src if src and set(src) <= set(df.columns) else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])])
+    missing = [c for c in columns if c not in df.columns]
+    if missing: raise ValueError(f"Columns {missing} are not in {input}; it has {list(df.columns)}.")
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad: raise ValueError(f"Columns {bad} of {input} are not numeric; name the input columns with --columns.")
+    r = translate_series(model, df[columns].to_numpy(np.float64), to, n_samples, nfe, seed, disable=disable)
+    dst = dst or [f'{to}{j}' for j in range(r.mean.shape[1])]
+    with atomic_write(output, 'w') as f: pd.DataFrame(r.mean, columns=dst).to_csv(f, index=False)
+    if bands is not None:
+        b = pd.DataFrame({f'{c}_{k}': v[:, j] for j, c in enumerate(dst) for k, v in (('lower', r.lower), ('upper', r.upper))})
+        with atomic_write(bands, 'w') as f: b.to_csv(f, index=False)
+    return {'rows': len(df), 'input': columns, 'output': dst}
+
+# %% ../nbs/14_paired.ipynb #82fd4933
+PAIRED_DATA = ('lorenz', 'pendulum', 'pendulum-chaotic', 'gait')
+
+def load_pairs(data:str, # 'lorenz', 'pendulum', 'pendulum-chaotic', 'gait' or a CSV path
+               seq_len:int=64, x_columns:list|None=None, y_columns:list|None=None, data_dir=None,
+              ) -> tuple:
+    "Training windows (X, Y) and column names from a paired test bed or a CSV with named X and Y columns."
+    from tsbridge_lambda.data import load_dataset, from_csv
+    if data in PAIRED_DATA:
+        kw = {'gait': dict(data_dir=data_dir), 'pendulum-chaotic': dict(regime='chaotic')}.get(data, {})
+        d = load_dataset(data.split('-')[0], seq_len=seq_len, **kw).train
+        return d.X, d.Y, (d.x_columns, d.y_columns)
+    if not Path(data).is_file(): raise ValueError(f"{data!r} is neither a CSV file nor one of {PAIRED_DATA}.")
+    if not x_columns or not y_columns: raise ValueError("A CSV needs --x-columns and --y-columns (comma-separated column names).")
+    wx, wy = (from_csv(data, columns=c, seq_len=seq_len, stride=max(1, seq_len // 4)) for c in (x_columns, y_columns))
+    return wx.X, wy.X, (list(x_columns), list(y_columns))
+
+def add_paired_commands(sub):
+    "Add `fit-paired` and `translate` to the `tsbl` parser."
+    f = sub.add_parser('fit-paired', help='fit LAMBDA (PairedDiffusion) on a paired test bed or a CSV with two modalities')
+    f.add_argument('data', help=f"one of {', '.join(PAIRED_DATA)}, or a CSV path (with --x-columns and --y-columns)")
+    f.add_argument('--out', required=True, help='model file to write')
+    f.add_argument('--align', choices=ALIGNMENTS, default='lambda', help='alignment (default lambda; none = two independent models)')
+    f.add_argument('--preset', choices=sorted(PAIRED_PRESETS), default='quick')
+    f.add_argument('--x-columns', default=None); f.add_argument('--y-columns', default=None)
+    f.add_argument('--seq-len', type=int, default=64); f.add_argument('--steps', type=int, default=None)
+    f.add_argument('--batch-size', type=int, default=None); f.add_argument('--data-dir', default=None)
+    f.add_argument('--checkpoint', default=None); f.add_argument('--resume', action='store_true')
+    f.add_argument('--seed', type=int, default=0); f.add_argument('--device', default=None); f.add_argument('--quiet', action='store_true')
+    t = sub.add_parser('translate', help='translate a CSV recording of one modality into the other with a fitted pair')
+    t.add_argument('--model', required=True); t.add_argument('--input', required=True); t.add_argument('--output', required=True)
+    t.add_argument('--to', choices=['x', 'y'], default='y', help="modality to predict (default y: Y from X)")
+    t.add_argument('--columns', default=None, help='input columns (default: those the model was trained on)')
+    t.add_argument('--bands', default=None, help='optional CSV of 5 %% and 95 %% quantiles')
+    t.add_argument('--n-samples', type=int, default=4); t.add_argument('--nfe', type=int, default=50)
+    t.add_argument('--seed', type=int, default=0); t.add_argument('--device', default=None); t.add_argument('--quiet', action='store_true')
+
+def run_paired_command(args) -> int:
+    "Run `fit-paired` or `translate`."
+    quiet = True if args.quiet else None
+    split = lambda s: s.split(',') if s else None
+    if args.command == 'fit-paired':
+        X, Y, cols = load_pairs(args.data, args.seq_len, split(args.x_columns), split(args.y_columns), args.data_dir)
+        m = PairedDiffusion(args.align, preset=args.preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
+        m.fit(X, Y, disable=quiet, checkpoint=args.checkpoint, resume=args.resume)
+        m.columns_ = cols; m.save(args.out)
+        print(f"fitted PairedDiffusion(align={args.align!r}) on {len(X)} pairs, X {X.shape[1:]} / Y {Y.shape[1:]}; lambda {m.lambda_:.3f}; wrote {args.out}")
+    else:
+        m = PairedDiffusion.load(args.model, device=args.device)
+        r = translate_csv(m, args.input, args.output, args.to, split(args.columns), args.bands, args.n_samples, args.nfe, args.seed, quiet)
+        print(f"translated {r['rows']} rows of {r['input']} into {r['output']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
+    return 0
