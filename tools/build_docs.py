@@ -39,6 +39,7 @@ SECTIONS = [
     ("TimeBridge", [r"^09[a-z]?_", r"^10[a-z]?_(?!.*(paired|lambda))"]),
     ("LAMBDA", [r"^1\d[a-z]?_.*(paired|lambda)"]),
     ("Metrics", [r"^1\d[a-z]?_.*(ts2vec|metric)"]),
+    ("Performance", [r"^1\d[a-z]?_.*bench"]),
     ("Data and command line", [r"^04[a-z]?_", r"^99[a-z]?_", r"^00[a-z]?_"]),
     ("Tutorials", [r"^tutorials/"]),
     ("Experiments", [r"^1\d[a-z]?_experiments$", r"^experiments/results$", r"^experiments/"]),

@@ -269,6 +269,10 @@ def _parser():
     s.add_argument('--device', default=None)
     s.add_argument('--quiet', action='store_true')
 
+    from tsbridge_lambda.experiments import add_parsers
+    add_parsers(sub)   # tsbl run NAME -p key value, tsbl report RUNS (the experiments module)
+    from tsbridge_lambda.bench import add_bench_parser
+    add_bench_parser(sub)   # tsbl bench: see nbs/15_bench
     from tsbridge_lambda.paired import add_paired_commands               # LAMBDA: fit-paired, translate
     add_paired_commands(sub)
     return p
@@ -324,6 +328,12 @@ def _run(args) -> int:
         x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
         write_samples(x, args.out)
         print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
+    elif args.command in ('run', 'report'):
+        from tsbridge_lambda import experiments
+        return experiments.main_run(args) if args.command == 'run' else experiments.main_report(args)
+    elif args.command == 'bench':
+        from tsbridge_lambda.bench import bench_cli
+        return bench_cli(args)
     return 0
 
 def main(argv:list|None=None # arguments (default: sys.argv[1:])

@@ -13,7 +13,7 @@ from .core import randn
 
 # %% auto #0
 __all__ = ['karras_times', 'sample_heun', 'gaussian_denoiser', 'sample_euler_maruyama', 'sample_ddpm', 'ddim_steps',
-           'sample_ddim', 'gaussian_ddpm_denoiser']
+           'sample_ddim', 'gaussian_ddpm_denoiser', 'parallel_batches']
 
 # %% ../nbs/03_samplers.ipynb #be824677
 def _progress(n, disable):
@@ -195,3 +195,41 @@ def gaussian_ddpm_denoiser(schedule:DDPMSchedule, m:float, v:float):
         ab = _per_sample(schedule.alpha_bars.to(x.device)[i], x)
         return m + ab.sqrt() * v * (x - ab.sqrt() * m) / (ab * v + 1 - ab)
     return model
+
+# %% ../nbs/03_samplers.ipynb #3df907c8
+from concurrent.futures import ThreadPoolExecutor as _Pool
+_POOLS = {}
+
+def _split_arg(a, n, bounds):
+    "Chunks of a batch-first tensor with n rows; anything else is passed to every chunk unchanged."
+    if isinstance(a, torch.Tensor) and a.ndim and a.shape[0] == n: return [a[i:j] for i, j in bounds]
+    return [a] * len(bounds)
+
+def _run_chunk(fn, args, kw, inference, grad):
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)                      # one intra-op thread per worker (this thread's setting)
+    try:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad): return fn(*args, **kw)
+    finally: torch.set_num_threads(prev)          # leave the default for new threads as it was
+
+def parallel_batches(fn, # a denoiser fn(x, *args, **kw) -> tensor of batch-first rows, rows independent of each other
+                     workers:int|None=None, # chunks per call; None: torch.get_num_threads()
+                     min_chunk:int=64, # never cut into chunks smaller than this (small batches run unsplit)
+                    ):
+    "Wrap `fn` so each CPU call splits its batch across worker threads with one intra-op thread each."
+    workers = torch.get_num_threads() if workers is None else int(workers)
+    if workers < 1 or min_chunk < 1: raise ValueError(f"Need workers >= 1 and min_chunk >= 1, got {workers} and {min_chunk}.")
+    def wrapped(x, *args, **kw):
+        n = x.shape[0]
+        k = min(workers, n // min_chunk)
+        if k < 2 or x.device.type != 'cpu': return fn(x, *args, **kw)
+        edges = [round(i * n / k) for i in range(k + 1)]
+        bounds = list(zip(edges[:-1], edges[1:]))
+        chunks = list(zip(*(_split_arg(a, n, bounds) for a in (x,) + args)))
+        kws = [{key: _split_arg(v, n, bounds)[c] for key, v in kw.items()} for c in range(k)]
+        pool = _POOLS.get(k) or _POOLS.setdefault(k, _Pool(k, thread_name_prefix='tsbl-batch'))
+        mode = (torch.is_inference_mode_enabled(), torch.is_grad_enabled())
+        futures = [pool.submit(_run_chunk, fn, chunks[c], kws[c], *mode) for c in range(k)]
+        return torch.cat([f.result() for f in futures])
+    wrapped.__wrapped__ = fn
+    return wrapped

@@ -11,7 +11,7 @@ import torch
 from .core import check_series, get_device, make_generator, atomic_write
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
-from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim
+from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
 from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
 from .backbone import make_backbone, BACKBONE_PRESETS, TRAIN_PRESETS
 from .loss import dmatching_loss, ddpm_loss, ddpm_time
@@ -294,7 +294,7 @@ class TimeBridge(_Estimator):
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
             raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
         if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
-        return sample_heun(self._denoiser(self.model_), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
+        return sample_heun(parallel_batches(self._denoiser(self.model_)), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
                            bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
                            clip_denoised=c['clip_denoised'])
 
@@ -377,7 +377,7 @@ class GaussianDiffusion(_Estimator):
         if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
             raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
         if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
-        sch, net = self.schedule, self.model_
+        sch, net = self.schedule, parallel_batches(self.model_)   # CPU: one chunk of each call's batch per core
         def model(x, i):
             if known is not None:                # replacement: the observed entries, noised to the current step
                 x = torch.where(observed, sch.q_sample(known, i.cpu(), torch.randn(x.shape, generator=generator, device=generator.device).to(x)), x)
