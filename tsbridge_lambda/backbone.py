@@ -300,10 +300,19 @@ class DiffusionTS(nn.Module):
         temb = F.silu(self.time_embed(t)).to(x.dtype)
         enc = self.drop(emb + self.pos_enc)
         for blk in self.encoder: enc = blk(enc, temb)
+        parts = self.decode(emb, enc, temb)
+        return parts if return_parts else parts.out
+
+    def decode(self,
+               emb:torch.Tensor, # (N, L, d) input embedding (the decoder starts from it plus its positions)
+               context:torch.Tensor, # (N, L_ctx, d) what the decoder's cross-attention reads (the encoder output)
+               temb:torch.Tensor, # (N, d) SiLU-activated time embedding
+              ) -> Decomposition:
+        "The decoder and the output heads: trend, season and residual of the estimate."
         z = self.drop(emb + self.pos_dec)
         trend, season, levels = 0., 0., []
         for blk in self.decoder:
-            z, level, tr, se = blk(z, enc, temb)
+            z, level, tr, se = blk(z, context, temb)
             trend, season = trend + tr, season + se
             levels.append(level)
         res = self.inverse(z.transpose(1, 2)).transpose(1, 2)
@@ -311,8 +320,7 @@ class DiffusionTS(nn.Module):
         trend = trend + self.combine_level(torch.cat(levels, 1).transpose(1, 2)).transpose(1, 2) + res_mean
         season = self.combine_season(season.transpose(1, 2)).transpose(1, 2)
         residual = res - res_mean
-        out = trend + season + residual
-        return Decomposition(out, trend, season, residual) if return_parts else out
+        return Decomposition(trend + season + residual, trend, season, residual)
 
 # %% ../nbs/06_backbone.ipynb #8fb6db79
 BACKBONE_PRESETS = { # network sizes per dataset (SPEC §6; Diffusion-TS / TimeBridge configs), L = 24, 4 heads

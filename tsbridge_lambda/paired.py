@@ -73,16 +73,7 @@ class ConditionalDenoiser(DiffusionTS):
                ):
         "Estimate of the clean target (N, L, C) (and the latents Z)."
         z, emb, temb = self.encode(x, t)
-        context = torch.cat([z, self.encode_condition(cond)], 1)
-        h = self.drop(emb + self.pos_dec)
-        trend, season, levels = 0., 0., []
-        for blk in self.decoder:
-            h, level, tr, se = blk(h, context, temb)
-            trend, season = trend + tr, season + se
-            levels.append(level)
-        res = self.inverse(h.transpose(1, 2)).transpose(1, 2)
-        trend = trend + self.combine_level(torch.cat(levels, 1).transpose(1, 2)).transpose(1, 2)
-        out = trend + self.combine_season(season.transpose(1, 2)).transpose(1, 2) + res
+        out = self.decode(emb, torch.cat([z, self.encode_condition(cond)], 1), temb).out
         return (out, z) if return_latent else out
 
 # %% ../nbs/14_paired.ipynb #f625d63b
