@@ -93,7 +93,7 @@ class PairedNet(nn.Module):
         groups = [list(m.parameters()) for m in (self.den_x, self.den_y) if m is not None]
         return groups + ([list(self.align.parameters())] if len(list(self.align.parameters())) else [])
 
-def _step_generators(generator, n):
+def _step_generators(generator):
     "Three generators (steps, X noise, Y noise) seeded from one number drawn from the trainer's generator."
     k = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
     return [torch.Generator(device=generator.device).manual_seed(k + j) for j in range(3)]
@@ -105,7 +105,7 @@ def paired_loss(net:PairedNet, # the pair
                ) -> torch.Tensor:
     "Per-pair loss: the denoising MSEs of both directions plus the alignment term at the shared step."
     x0, y0 = batch[..., :net.cx], batch[..., net.cx:]
-    gi, gx, gy = _step_generators(generator, len(batch))
+    gi, gx, gy = _step_generators(generator)
     i = torch.randint(schedule.n_steps, (len(batch),), generator=gi, device=gi.device)
     time = ddpm_time(i, schedule.n_steps).to(batch.device)
     loss, Z, parts = batch.new_zeros(len(batch)), {}, {}
