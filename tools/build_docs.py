@@ -285,7 +285,7 @@ def process_notebook(nb: dict, here: Path, names: dict[str, str], symbols: dict)
     if not titled: notes.append("no `# Title` markdown cell")
     meta = {k: v for k, v in nb.get("metadata", {}).items() if k in ("kernelspec", "language_info", "myst")}
     meta.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
-    meta.setdefault("language_info", {"name": "python"})
+    meta["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}   # `!tsbl ...` and `%magic` lines highlight without errors
     return {"nbformat": 4, "nbformat_minor": 5, "metadata": meta, "cells": cells}, notes
 
 

@@ -178,6 +178,7 @@ class FourierSeason(nn.Module):
         self.top_k = max(1, int(math.log(n_cand))) if top_k is None else max(1, min(int(top_k), n_cand))
         self.norm = 'forward' if amplitude == 'reference' else 'backward'
     def forward(self, h:torch.Tensor) -> torch.Tensor:
+        if h.dtype in (torch.float16, torch.bfloat16): h = h.float()   # under autocast: cuFFT has no bfloat16
         H = torch.fft.rfft(h, dim=1)
         idx = H[:, self.lo:self.hi].detach().abs().topk(self.top_k, dim=1, sorted=False).indices + self.lo
         mask = torch.zeros_like(H).scatter_(1, idx, 1.)          # complex 0/1, so the product needs no type promotion

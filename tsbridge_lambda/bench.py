@@ -250,6 +250,10 @@ def run_bench(quick:bool=False, # smoke-test sizes: few repeats, 64 windows, sho
         g = est('gaussian', 'sines')
         put('sample.sines.gaussian_nfe119', bench_sampling(g, rep['n'], *rep['sample'], nfe=119))
         put('sample.sines.gaussian_nfe500', bench_sampling(g, rep['n'], 1, 0, nfe=None))  # one run: the 119-step runs warmed the network
+        if device.type == 'cuda':                     # bfloat16 autocast pays on GPUs only (00_core)
+            tb = est('timebridge', 'sines'); tb.precision = 'bf16'
+            try: put('sample.sines.timebridge_nfe119_bf16', bench_sampling(tb, rep['n'], *rep['sample'], steps=40, churn=0.33))
+            finally: tb.precision = 'fp32'
     if 'lambda' in only:
         r = bench_lambda_step('tiny' if quick else 'paper', *rep['train'], device=device, n_windows=256 if quick else 512)
         if 'skipped' in r: out['skipped']['lambda'] = r['skipped']

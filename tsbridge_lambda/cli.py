@@ -243,6 +243,7 @@ def _parser():
                         '(implied when torchrun starts several processes); --batch-size stays the global batch')
     f.add_argument('--seed', type=int, default=0)
     f.add_argument('--device', default=None)
+    f.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the network (GPU)')
     f.add_argument('--quiet', action='store_true')
 
     f.add_argument('--columns', default=None, help='CSV only: comma-separated channel columns (default: every numeric column)')
@@ -258,6 +259,8 @@ def _parser():
     im.add_argument('--n-samples', type=int, default=20, help='imputations per gap (default 20)')
     im.add_argument('--seed', type=int, default=0)
     im.add_argument('--device', default=None)
+    im.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the network (GPU)')
+    im.add_argument('--compile', action='store_true', help='torch.compile the network (falls back to the plain one if compiling fails)')
     im.add_argument('--quiet', action='store_true')
 
     s = sub.add_parser('sample', help='draw windows from a saved model into .npy or .csv')
@@ -267,6 +270,8 @@ def _parser():
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--nfe', type=int, default=None, help='Gaussian baseline only: network evaluations (DDIM); default: all steps (DDPM)')
     s.add_argument('--device', default=None)
+    s.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the network (GPU)')
+    s.add_argument('--compile', action='store_true', help='torch.compile the network (falls back to the plain one if compiling fails)')
     s.add_argument('--quiet', action='store_true')
 
     from tsbridge_lambda.experiments import add_parsers
@@ -277,7 +282,7 @@ def _parser():
     add_paired_commands(sub)
     return p
 
-def _load_model(path, device=None):
+def _load_model(path, device=None, precision='fp32', compile=False):
     "A saved TimeBridge or GaussianDiffusion, whichever the file holds."
     from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
     path = Path(path)
@@ -288,7 +293,7 @@ def _load_model(path, device=None):
     kind = state.get('kind') if isinstance(state, dict) else None
     cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}.get(kind)
     if cls is None: raise ValueError(f"{path} is not a TimeBridge or GaussianDiffusion model file (kind {kind!r}); pass a file written by tsbl fit --out.")
-    return cls.load(path, device=device)
+    return cls.load(path, device=device, precision=precision, compile=compile)
 
 def _run(args) -> int:
     if args.command == 'demo':
@@ -307,7 +312,7 @@ def _run(args) -> int:
         from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
         X = load_windows(args.data, args.seq_len, args.data_dir, args.columns.split(',') if args.columns else None)
         preset = args.preset or (args.data if args.data in DATASETS and args.data in VP_PRESETS else 'sines')
-        kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
+        kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device, precision=args.precision)
         est = (TimeBridge(prior=args.prior, task=args.task, mask=args.mask, **kw) if args.model == 'timebridge'
                else GaussianDiffusion(**kw))
         est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume,
@@ -315,7 +320,7 @@ def _run(args) -> int:
         est.save(args.out)                                                     # rank 0 only, when data parallel
         if is_main_process(): print(f"fitted {type(est).__name__} on {len(X)} windows of shape {X.shape[1:]}; wrote {args.out}")
     elif args.command == 'impute':
-        model = _load_model(args.model, args.device)
+        model = _load_model(args.model, args.device, args.precision, args.compile)
         r = impute_csv(model, args.input, args.output, args.bands, args.columns.split(',') if args.columns else None,
                        args.n_samples, args.seed, disable=True if args.quiet else None)
         print(f"filled {r['filled']} gaps in {r['rows']} rows of {r['channels']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
@@ -323,7 +328,7 @@ def _run(args) -> int:
         from tsbridge_lambda.paired import run_paired_command
         return run_paired_command(args)
     elif args.command == 'sample':
-        est = _load_model(args.model, args.device)
+        est = _load_model(args.model, args.device, args.precision, args.compile)
         kw = {'nfe': args.nfe} if args.nfe is not None else {}
         x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
         write_samples(x, args.out)

@@ -46,6 +46,7 @@ def reconstruction_loss(pred:torch.Tensor, # (N, L, C) estimate of x_0
     lambda_f = math.sqrt(x_0.shape[1]) / 5 if lambda_f is None else lambda_f
     out = _err(pred, x_0, loss).mean(dim=(1, 2))
     if lambda_f:
+        if pred.dtype in (torch.float16, torch.bfloat16): pred = pred.float()   # under autocast: cuFFT has no bfloat16
         fp, fx = torch.fft.fft(pred, dim=1, norm='forward'), torch.fft.fft(x_0, dim=1, norm='forward')
         out = out + lambda_f * (_err(fp.real, fx.real, loss) + _err(fp.imag, fx.imag, loss)).mean(dim=(1, 2))
     return out

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import check_series, get_device, make_generator, atomic_write
+from .core import check_series, get_device, make_generator, atomic_write, autocast, check_precision, Compiled
 from .schedules import DDPMSchedule
 from .samplers import sample_ddpm, sample_ddim
 from .backbone import DiffusionTS, EncoderBlock, BACKBONE_PRESETS
@@ -148,7 +148,8 @@ class PairedDiffusion:
                  stride:int|None=None, # window stride (default: window)
                  tau:float=0.1, # InfoNCE temperature
                  directions:tuple=DIRECTIONS, # train both directions, or one of them ('x|y' = p(X|Y))
-                 **config, # overrides: n_steps, betas, steps, batch_size, lr, warmup, net (dict), seed, device, checkpoint_every
+                 **config, # overrides: n_steps, betas, steps, batch_size, lr, warmup, net (dict), seed, device, checkpoint_every;
+                           # precision ('fp32'|'bf16') and compile (bool): how this machine runs the networks, not saved
                 ):
         if preset not in PAIRED_PRESETS: raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PAIRED_PRESETS)}.")
         if align not in ALIGNMENTS: raise ValueError(f"align must be one of {ALIGNMENTS}, got {align!r}.")
@@ -156,11 +157,14 @@ class PairedDiffusion:
         if not directions or not set(directions) <= set(DIRECTIONS): raise ValueError(f"directions must be a subset of {DIRECTIONS}, got {directions!r}.")
         if len(directions) < 2 and align != 'none': raise ValueError("Alignment needs both directions; use align='none' to train one direction.")
         base = dict(PAIRED_PRESETS[preset], betas='cosine', seed=0, device=None, checkpoint_every=1000)
+        precision, compile = config.pop('precision', None) or 'fp32', bool(config.pop('compile', False))
         unknown = set(config) - set(base)
         if unknown: raise TypeError(f"PairedDiffusion got unknown settings {sorted(unknown)}; see help(PairedDiffusion).")
         self.config = {**base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset, 'align': align, 'lam': lam,
                        'terms': tuple(terms), 'window': window, 'stride': stride, 'tau': tau, 'directions': directions}
         self.device = get_device(self.config.pop('device'))
+        # how this machine runs the networks (bfloat16 autocast, torch.compile for sampling); not saved with the model
+        self.precision, self.compile, self._compiled = check_precision(precision), compile, {}
         Alignment(align, lam=lam, terms=terms)                       # validate the alignment settings now
         self.model_, self.x_scaler, self.y_scaler, self.shape_, self.history_, self.parts_ = None, None, None, None, [], []
         self.columns_ = None # (X column names, Y column names), when known
@@ -207,13 +211,13 @@ class PairedDiffusion:
                                "run it without torchrun, on one GPU.")
         trainer = Trainer(self.net_, lambda net, b, g: paired_loss(net, b, g, sch), data, batch_size=c['batch_size'], lr=c['lr'],
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
-                          distributed=False)
+                          distributed=False, precision=self.precision)
         if resume and checkpoint and Path(checkpoint).exists(): trainer.load_checkpoint(checkpoint)
         def cb(info):
             self.parts_.append(dict(trainer.model.last_parts))
             if callback is not None: callback(info)
         trainer.fit(steps or c['steps'], disable=disable, callback=cb)
-        self.trainer_, self.model_, self.history_ = trainer, trainer.ema, trainer.history
+        self.trainer_, self.model_, self.history_, self._compiled = trainer, trainer.ema, trainer.history, {}
         return self
 
     def _check_fitted(self):
@@ -232,11 +236,15 @@ class PairedDiffusion:
         sc_in, sc_out = (self.y_scaler, self.x_scaler) if key == 'x' else (self.x_scaler, self.y_scaler)
         cs = torch.as_tensor(sc_in.transform(cond), dtype=torch.float32, device=self.device)
         g, sch = make_generator(seed, self.device), self.schedule
+        if self.compile: den = self._compiled.setdefault(key, Compiled(den))
+        device, precision = self.device, self.precision
+        def net(x, t, cond):
+            with autocast(device, precision): return den(x, t, cond=cond).float()
         out = []
         for s in range(int(n_samples)):
             for b in range(0, len(cs), batch_size):
                 cb = cs[b:b + batch_size]
-                model = lambda x, i: den(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cb)
+                model = lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cb)
                 noise = torch.randn((len(cb), L, c_out), generator=g, device=g.device).to(self.device)
                 run = (sample_ddpm(model, noise, sch, generator=g, disable=disable, clip_denoised=1.) if nfe is None else
                        sample_ddim(model, noise, sch, steps=min(int(nfe), sch.n_steps), generator=g, disable=disable, clip_denoised=1.))
@@ -306,7 +314,7 @@ class PairedDiffusion:
         return Path(path)
 
     @classmethod
-    def load(cls, path:str|Path, device=None) -> 'PairedDiffusion':
+    def load(cls, path:str|Path, device=None, precision:str='fp32', compile:bool=False) -> 'PairedDiffusion':
         "Load a saved pair (weights_only=True: no code in the file runs)."
         try: state = torch.load(path, map_location='cpu', weights_only=True)
         except FileNotFoundError: raise
@@ -315,7 +323,7 @@ class PairedDiffusion:
             raise ValueError(f"{path} is not a PairedDiffusion model of format {PAIRED_FORMAT!r}; TimeBridge models load with TimeBridge.load.")
         c = dict(state['config'])
         keys = ('align', 'preset', 'lam', 'terms', 'window', 'stride', 'tau', 'directions')
-        est = cls(**{k: c.pop(k) for k in keys}, **c, device=device)
+        est = cls(**{k: c.pop(k) for k in keys}, **c, device=device, precision=precision, compile=compile)
         est.shape_ = (tuple(state['shape'][0]), int(state['shape'][1]))
         est.x_scaler, est.y_scaler = MinMaxScaler.from_dict(state['x_scaler']), MinMaxScaler.from_dict(state['y_scaler'])
         est.history_ = state['history'].tolist()
@@ -404,6 +412,7 @@ def add_paired_commands(sub):
     f.add_argument('--batch-size', type=int, default=None); f.add_argument('--data-dir', default=None)
     f.add_argument('--checkpoint', default=None); f.add_argument('--resume', action='store_true')
     f.add_argument('--seed', type=int, default=0); f.add_argument('--device', default=None); f.add_argument('--quiet', action='store_true')
+    f.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
     t = sub.add_parser('translate', help='translate a CSV recording of one modality into the other with a fitted pair')
     t.add_argument('--model', required=True); t.add_argument('--input', required=True); t.add_argument('--output', required=True)
     t.add_argument('--to', choices=['x', 'y'], default='y', help="modality to predict (default y: Y from X)")
@@ -411,6 +420,8 @@ def add_paired_commands(sub):
     t.add_argument('--bands', default=None, help='optional CSV of 5 %% and 95 %% quantiles')
     t.add_argument('--n-samples', type=int, default=4); t.add_argument('--nfe', type=int, default=50)
     t.add_argument('--seed', type=int, default=0); t.add_argument('--device', default=None); t.add_argument('--quiet', action='store_true')
+    t.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
+    t.add_argument('--compile', action='store_true', help='torch.compile the network (falls back to the plain one if compiling fails)')
 
 def run_paired_command(args) -> int:
     "Run `fit-paired` or `translate`."
@@ -418,12 +429,13 @@ def run_paired_command(args) -> int:
     split = lambda s: s.split(',') if s else None
     if args.command == 'fit-paired':
         X, Y, cols = load_pairs(args.data, args.seq_len, split(args.x_columns), split(args.y_columns), args.data_dir)
-        m = PairedDiffusion(args.align, preset=args.preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device)
+        m = PairedDiffusion(args.align, preset=args.preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                            precision=args.precision)
         m.fit(X, Y, disable=quiet, checkpoint=args.checkpoint, resume=args.resume)
         m.columns_ = cols; m.save(args.out)
         print(f"fitted PairedDiffusion(align={args.align!r}) on {len(X)} pairs, X {X.shape[1:]} / Y {Y.shape[1:]}; lambda {m.lambda_:.3f}; wrote {args.out}")
     else:
-        m = PairedDiffusion.load(args.model, device=args.device)
+        m = PairedDiffusion.load(args.model, device=args.device, precision=args.precision, compile=args.compile)
         r = translate_csv(m, args.input, args.output, args.to, split(args.columns), args.bands, args.n_samples, args.nfe, args.seed, quiet)
         print(f"translated {r['rows']} rows of {r['input']} into {r['output']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
     return 0

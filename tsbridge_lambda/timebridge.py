@@ -8,7 +8,7 @@ import math, hashlib
 from pathlib import Path
 import numpy as np
 import torch
-from .core import check_series, get_device, make_generator, atomic_write
+from .core import check_series, get_device, make_generator, atomic_write, autocast, check_precision, Compiled
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
@@ -41,12 +41,15 @@ class _Estimator:
     _kind = None
     def __init__(self, preset, **config):
         base = preset_settings(preset)
+        runtime = {'precision': config.pop('precision', None) or 'fp32', 'compile': bool(config.pop('compile', False))}
         unknown = set(config) - set(self._defaults()) - set(base)
         if unknown: raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; see help({type(self).__name__}).")
         self.config = {**self._defaults(), **base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset}
         self._check_config()
         self.device = get_device(self.config.pop('device', None))
-        self.scaler, self.model_, self.history_, self.shape_ = None, None, [], None
+        # how this machine runs the network, not part of the model (not saved): bfloat16 autocast, torch.compile
+        self.precision, self.compile = check_precision(runtime['precision']), runtime['compile']
+        self.scaler, self.model_, self.history_, self.shape_, self._compiled = None, None, [], None, None
 
     def _check_config(self):
         "Refuse settings that cannot train, at construction rather than minutes into a run."
@@ -109,7 +112,7 @@ class _Estimator:
         extra = {'kind': self._kind, 'shape': list(self.shape_), 'data_sha256': fingerprint, 'scaler': self.scaler.to_dict(), **self._extra_state()}
         trainer = Trainer(self.net_, self._loss_fn(), self._training_data(Xs), batch_size=c['batch_size'], lr=c['lr'], warmup=c['warmup'],
                           device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
-                          distributed=distributed, extra=extra)
+                          distributed=distributed, extra=extra, precision=self.precision)
         if state is not None: trainer.load_state_dict(state)
         trainer.fit(steps or c['steps'], disable=disable, callback=callback)
         self.trainer_, self.model_, self.history_, self.device = trainer, trainer.ema, trainer.history, trainer.device
@@ -125,6 +128,17 @@ class _Estimator:
         if extra.get('data_sha256', fingerprint) != fingerprint:
             raise ValueError(f"{checkpoint} was written while training on different data; resume with the same X "
                              "(same windows, same order) or use a new checkpoint file.")
+
+    def _sampling_net(self):
+        "The fitted network as samplers call it: under `precision`, compiled if asked, cut into one chunk per CPU core."
+        net = self.model_
+        if self.compile:
+            if self._compiled is None or self._compiled.module is not self.model_: self._compiled = Compiled(self.model_)
+            net = self._compiled
+        device, precision = self.device, self.precision
+        def run(*args, **kw):                  # autocast is per thread: entered here, inside each worker
+            with autocast(device, precision): return net(*args, **kw).float()
+        return parallel_batches(run, workers=1 if self.compile else None)   # no concurrent compiles: one chunk when compiling
 
     def _check_fitted(self):
         if self.model_ is None: raise RuntimeError(f"This {type(self).__name__} is not fitted: call .fit(X) or load a saved model.")
@@ -185,6 +199,8 @@ class _Estimator:
     def load(cls,
              path:str|Path, # a file written by `save`
              device=None, # where to put the model (None: CUDA when present)
+             precision:str='fp32', # 'bf16': sample under bfloat16 autocast (GPU)
+             compile:bool=False, # sample with torch.compile (falls back to the plain model if compiling fails)
             ):
         "Load a saved model (read with weights_only=True: no code in the file is run)."
         path = Path(path)
@@ -200,7 +216,7 @@ class _Estimator:
         if state.get('kind') != cls._kind:
             raise ValueError(f"{path} holds a {state['kind']} model; load it with the matching class, not {cls.__name__}.")
         config = dict(state['config']); preset = config.pop('preset')
-        est = cls(preset=preset, **{**config, 'device': device})
+        est = cls(preset=preset, **{**config, 'device': device, 'precision': precision, 'compile': compile})
         est.shape_, est.scaler, est.history_ = tuple(state['shape']), MinMaxScaler.from_dict(state['scaler']), state['history'].tolist()
         est._load_extra(state)
         est._build(None)
@@ -218,7 +234,8 @@ class TimeBridge(_Estimator):
                  **config, # overrides: trend ('linear'|'poly'|'butter'), mask ('random'|'geometric'), missing_ratio (a
                            # ratio or a (low, high) range drawn per batch), mean_missing_run; steps, batch_size, lr, warmup, beta_min, beta_d, sigma_data, eta, length_scale,
                            # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, clip_denoised,
-                           # condition_on_prior, schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every
+                           # condition_on_prior, schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every;
+                           # precision ('fp32'|'bf16') and compile (bool): how this machine runs the network, not saved
                 ):
         if isinstance(prior, str) and prior not in PRIORS: raise ValueError(f"prior must be one of {sorted(PRIORS)} or a Prior, got {prior!r}.")
         if task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
@@ -294,7 +311,7 @@ class TimeBridge(_Estimator):
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
             raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
         if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
-        return sample_heun(parallel_batches(self._denoiser(self.model_)), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
+        return sample_heun(self._denoiser(self._sampling_net()), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
                            bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
                            clip_denoised=c['clip_denoised'])
 
@@ -350,7 +367,7 @@ class GaussianDiffusion(_Estimator):
                  preset:str='sines', # settings bundle, as for TimeBridge
                  task:str='unconditional', # 'unconditional'; 'trend' (the trend enters as a condition); 'impute' (RePaint-style replacement)
                  **config, # overrides: trend ('linear'|'poly'|'butter'), n_steps, betas ('cosine'|'linear'), steps, batch_size, lr,
-                           # loss, lambda_f, clip_denoised, seed, device
+                           # loss, lambda_f, clip_denoised, seed, device, precision, compile
                 ):
         if task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
         super().__init__(preset, **config, task=task)
@@ -377,7 +394,7 @@ class GaussianDiffusion(_Estimator):
         if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
             raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
         if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
-        sch, net = self.schedule, parallel_batches(self.model_)   # CPU: one chunk of each call's batch per core
+        sch, net = self.schedule, self._sampling_net()   # CPU: one chunk of each call's batch per core
         def model(x, i):
             if known is not None:                # replacement: the observed entries, noised to the current step
                 x = torch.where(observed, sch.q_sample(known, i.cpu(), torch.randn(x.shape, generator=generator, device=generator.device).to(x)), x)

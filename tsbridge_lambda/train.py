@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from .core import get_device, make_generator, atomic_write
+from .core import get_device, make_generator, atomic_write, autocast, check_precision
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'dist_env', 'is_main_process', 'init_distributed', 'TrainingInterrupted', 'Trainer']
@@ -91,11 +91,12 @@ class Trainer:
                  checkpoint_every:int=1000, # steps between checkpoints (and one at the end)
                  distributed:bool|None=None, # None: when launched by torchrun with WORLD_SIZE > 1; True: always; False: never
                  extra:dict|None=None, # plain data stored in every checkpoint (e.g. the scaler), returned by `read_checkpoint`
+                 precision:str='fp32', # 'bf16': the forward pass under bfloat16 autocast (GPU); weights and optimiser stay float32
                 ):
         if batch_size < 1: raise ValueError(f"batch_size must be positive, got {batch_size}.")
         if len(data) < 1: raise ValueError("No training data: pass at least one sample.")
         if checkpoint_every < 1: raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}.")
-        self.device = get_device(device)
+        self.device, self.precision = get_device(device), check_precision(precision)
         self.distributed = dist_env()['world_size'] > 1 if distributed is None else bool(distributed)
         if self.distributed:
             if seed is None or isinstance(seed, torch.Generator):
@@ -158,10 +159,10 @@ class Trainer:
     def _loss(self):
         "The loss to back-propagate and the global batch loss; with several ranks also whether any rank was signalled."
         if not self.distributed:
-            loss = self.loss_fn(self.model, self._batch(), self.generator).mean()
+            with autocast(self.device, self.precision): loss = self.loss_fn(self.model, self._batch(), self.generator).float().mean()
             return loss, float(loss.detach()), self._signal
         rows = self._rows
-        losses = self.loss_fn(rows, self._batch(), self.generator)[rows.lo:rows.hi]
+        with autocast(self.device, self.precision): losses = self.loss_fn(rows, self._batch(), self.generator)[rows.lo:rows.hi].float()
         mine = torch.stack([losses.detach().sum().double(), torch.tensor(float(self._signal or 0), dtype=torch.float64, device=losses.device)])
         parts = [torch.empty_like(mine) for _ in range(self.world_size)]
         dist.all_gather(parts, mine)                                     # summed in rank order: the same float on every rank
