@@ -318,3 +318,21 @@ def test_encoder_channel_mismatch_is_clear(sines):
     enc = TS2Vec(device='cpu').fit(real, n_iters=2, seed=0, disable=True)
     with pytest.raises(ValueError, match='channels'): enc.encode(real[..., :2])
     with pytest.raises(RuntimeError, match='not fitted'): TS2Vec(device='cpu').encode(real)
+
+
+def test_conformal_margin_reaches_the_coverage_it_promises():
+    from tsbridge_lambda.metrics import conformal_margin, band_coverage
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((2, 4000, 2)) * np.array([1., 10.])                # two channels, different units
+    half = np.broadcast_to(0.2 * np.abs(y).mean((0, 1)), y.shape)
+    lo, hi = -half, half                                                          # a band far too narrow
+    cal = np.zeros(y.shape, bool); cal[0] = True
+    q = conformal_margin(y, lo, hi, where=cal, coverage=0.8)
+    assert q.shape == (2,) and (q > 0).all() and 5 < q[1] / q[0] < 20            # per channel, in its units
+    assert (band_coverage(y, lo - q, hi + q, cal) >= 0.8).all()                  # on the calibration entries: by construction
+    assert np.allclose(band_coverage(y, lo - q, hi + q, ~cal), 0.8, atol=0.02)   # on new entries: about the target
+    assert (band_coverage(y, lo, hi, ~cal) < 0.3).all()                          # and it was far off before
+    with pytest.raises(ValueError, match='coverage must be'): conformal_margin(y, lo, hi, coverage=1.0)
+    with pytest.raises(ValueError, match='one shape'): conformal_margin(y, lo[:, :10], hi)
+    nan = y.copy(); nan[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match='hold values'): conformal_margin(nan, lo, hi)

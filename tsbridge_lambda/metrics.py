@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_metrics.ipynb #aa384afc
 from __future__ import annotations
-import time, warnings
+import math, time, warnings
 import numpy as np
 import pandas as pd
 import torch
@@ -18,8 +18,8 @@ from .ts2vec import TS2Vec, seeded, _int_seed
 # %% auto #0
 __all__ = ['SCALE_EPS', 'SINES_BOUNDS', 'METRICS', 'CORRELATIONAL_DRAW', 'unit_scale', 'frechet_distance', 'embedding_fid',
            'context_fid', 'cross_correlations', 'correlational_score', 'GRUHead', 'discriminative_score',
-           'predictive_score', 'mse', 'mae', 'imputation_scores', 'paired_fid', 'probe', 't_interval', 'repeat_seed',
-           'evaluate', 'summary']
+           'predictive_score', 'mse', 'mae', 'imputation_scores', 'band_coverage', 'conformal_margin', 'paired_fid',
+           'probe', 't_interval', 'repeat_seed', 'evaluate', 'summary']
 
 # %% ../nbs/12_metrics.ipynb #2b517401
 SCALE_EPS = 1e-7  # TimeGAN's guard against a constant channel
@@ -262,6 +262,45 @@ def imputation_scores(target, # complete ground truth (N, L, C), original units
         t, p = (np.asarray(scaler.transform(np.asarray(v, np.float64)), np.float64) for v in (target, prediction))
         out.update(mse_normalised=mse(t, p, observed), mae_normalised=mae(t, p, observed))
     return out
+
+# %% ../nbs/12_metrics.ipynb #cf5adae3
+def _band_inputs(target, lower, upper, where):
+    arrs = [check_series(v, name, allow_nan=True, dtype=np.float64) for v, name in ((target, 'target'), (lower, 'lower'), (upper, 'upper'))]
+    if not arrs[0].shape == arrs[1].shape == arrs[2].shape:
+        raise ValueError(f"target {arrs[0].shape}, lower {arrs[1].shape} and upper {arrs[2].shape} must have one shape (N, L, C).")
+    where = np.ones(arrs[0].shape, bool) if where is None else np.asarray(where)
+    if where.shape != arrs[0].shape or where.dtype != bool:
+        raise ValueError(f"where must be a boolean mask of shape {arrs[0].shape} (True = score this entry), got {where.dtype} {where.shape}.")
+    if any(np.isnan(a[where]).any() for a in arrs): raise ValueError("target, lower and upper must hold values at every entry where `where` is True.")
+    return (*arrs, where)
+
+def band_coverage(target, # true values (N, L, C)
+                  lower, upper, # the band (N, L, C), same units
+                  where=None, # boolean mask of the entries to score (e.g. ~observed); None: all
+                 ) -> np.ndarray:
+    "Per-channel fraction of true values inside [lower, upper] (NaN for a channel with no scored entry)."
+    y, lo, hi, where = _band_inputs(target, lower, upper, where)
+    inside = (y >= lo) & (y <= hi) & where
+    with np.errstate(invalid='ignore', divide='ignore'): return inside.sum((0, 1)) / where.sum((0, 1))
+
+def conformal_margin(target, # true values (N, L, C) at entries the model did not see
+                     lower, upper, # the model's band (N, L, C)
+                     where=None, # boolean mask of the calibration entries (e.g. hidden gaps); None: all
+                     coverage:float=0.9, # wanted coverage 1 - alpha of the widened band
+                    ) -> np.ndarray:
+    "Per-channel margin q (C,): [lower - q, upper + q] covers a new exchangeable entry with probability >= coverage."
+    if not 0 < coverage < 1: raise ValueError(f"coverage must be in (0, 1), got {coverage!r}.")
+    y, lo, hi, where = _band_inputs(target, lower, upper, where)
+    scores = np.maximum(lo - y, y - hi)
+    q = np.empty(y.shape[-1])
+    for c in range(y.shape[-1]):
+        e = np.sort(scores[..., c][where[..., c]])
+        if len(e) == 0: raise ValueError(f"Channel {c} has no calibration entry (where is False everywhere in it).")
+        k = math.ceil((len(e) + 1) * coverage)
+        if k > len(e): raise ValueError(f"Channel {c} has {len(e)} calibration entries, too few for coverage {coverage} "
+                                        f"(it needs at least {math.ceil(coverage / (1 - coverage))}); hide more values or ask for less.")
+        q[c] = e[k - 1]
+    return q
 
 # %% ../nbs/12_metrics.ipynb #f9e7fa3b
 def paired_fid(real_target, # true target windows (N, L, C_y), e.g. Y of the test pairs
