@@ -50,7 +50,7 @@ def test_fp32_default_is_unchanged_by_the_wrappers(tb):
 
 def test_compile_falls_back_with_one_warning_and_identical_samples(tb):
     ref = tb.sample(30, seed=2, disable=True)
-    tb.compile = True
+    tb.compile, tb._compiled = True, None
     try:
         with mock.patch.object(torch, 'compile', side_effect=RuntimeError('Inductor needs a C++ compiler')), \
              warnings.catch_warnings(record=True) as w:
@@ -61,6 +61,24 @@ def test_compile_falls_back_with_one_warning_and_identical_samples(tb):
         assert [str(x.message) for x in w if 'torch.compile failed' in str(x.message)] != []
         assert sum('torch.compile failed' in str(x.message) for x in w) == 1   # once, not once per network call
     finally: tb.compile = False
+
+def test_compile_failing_at_the_first_call_falls_back_and_splits_again(tb):
+    ref = tb.sample(30, seed=2, disable=True)
+    def lazy_compile(m, **kw):
+        def run(*a, **k): raise RuntimeError('BackendCompilerFailed: inductor')
+        return run
+    tb.compile, tb._compiled = True, None                 # a fresh attempt (an earlier test left a failed one)
+    try:
+        with mock.patch.object(torch, 'compile', side_effect=lazy_compile), warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter('always')
+            assert np.array_equal(tb.sample(30, seed=2, disable=True), ref)
+        assert sum('BackendCompilerFailed' in str(x.message) for x in w) == 1 and tb._compiled.error is not None
+        calls = []
+        with mock.patch('tsbridge_lambda.timebridge.parallel_batches', side_effect=lambda fn, workers=None: calls.append(workers) or fn):
+            tb._sampling_net()
+        assert calls == [None]                           # the plain network is split across cores again
+    finally: tb.compile, tb._compiled = False, None
+    with pytest.raises(TypeError, match='compile must be True or False'): TimeBridge(preset='tiny', compile='yes')
 
 def test_compiled_passes_through_a_working_compile_and_real_errors():
     lin = nn.Linear(3, 2)
@@ -77,7 +95,9 @@ def test_compiled_passes_through_a_working_compile_and_real_errors():
         assert c.error is None and torch.equal(c(x), lin(x)) and len(calls) == 1   # still compiled, compiled once
 
 def test_precision_is_not_saved_and_load_takes_it(tb, tmp_path):
-    tb.precision = 'bf16'; tb.save(tmp_path / 'm.pt'); tb.precision = 'fp32'
+    tb.precision = 'bf16'
+    try: tb.save(tmp_path / 'm.pt')
+    finally: tb.precision = 'fp32'
     back = TimeBridge.load(tmp_path / 'm.pt')
     assert back.precision == 'fp32' and not back.compile and 'precision' not in back.config
     back16 = TimeBridge.load(tmp_path / 'm.pt', precision='bf16', compile=True)
@@ -94,10 +114,20 @@ def test_gaussian_and_paired_sample_in_bf16(windows):
     y16 = pair.predict_y(X[:4], nfe=5, seed=0, disable=True).mean
     pair.precision = 'fp32'; y32 = pair.predict_y(X[:4], nfe=5, seed=0, disable=True).mean
     assert np.isfinite(y16).all() and y16.shape == y32.shape == (4, 16, 1)
+    assert not np.array_equal(y16, y32) and np.abs(y16 - y32).max() < 0.5 * np.ptp(y32)   # bf16 ran, and only nudged the result
     with pytest.raises(ValueError, match="use 'bf16'"): PairedDiffusion(precision='fp16')
 
 def test_cli_precision_flags(tb, tmp_path, capsys):
     tb.save(tmp_path / 'm.pt')
+    seen = {}
+    real_load = TimeBridge.load.__func__
+    def spy(cls, path, device=None, precision='fp32', compile=False):
+        seen.update(precision=precision, compile=compile); return real_load(cls, path, device, precision, compile)
+    with mock.patch.object(TimeBridge, 'load', classmethod(spy)), mock.patch.object(torch, 'compile', side_effect=RuntimeError('off')), \
+         warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        assert main(['sample', str(tmp_path / 'm.pt'), '--n', '4', '--out', str(tmp_path / 'c.npy'), '--precision', 'bf16', '--compile', '--quiet']) == 0
+    assert seen == {'precision': 'bf16', 'compile': True}
     assert main(['sample', str(tmp_path / 'm.pt'), '--n', '4', '--out', str(tmp_path / 's.npy'), '--precision', 'bf16', '--quiet']) == 0
     assert np.load(tmp_path / 's.npy').shape == (4, 16, 2)
     with pytest.raises(SystemExit) as e: main(['sample', str(tmp_path / 'm.pt'), '--n', '4', '--out', str(tmp_path / 't.npy'), '--precision', 'fp16'])

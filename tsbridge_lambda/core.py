@@ -65,10 +65,10 @@ class Compiled:
             except Exception as e: self._fall_back(e)
         if self.fn is None: return self.module(*args, **kwargs)
         try: return self.fn(*args, **kwargs)
-        except Exception as e:
-            out = self.module(*args, **kwargs)     # raises if the inputs are at fault: then compiling was not the problem
-            self._fall_back(e)
-            return out
+        except Exception as e: error = e
+        out = self.module(*args, **kwargs)         # raises its own error if the inputs are at fault: then compiling was not
+        self._fall_back(error)                     # the problem and stays on; otherwise compiling was, and goes off
+        return out
 
 # %% ../nbs/00_core.ipynb #1255ef5b
 def make_generator(seed:int|torch.Generator|None=None, # an integer seed, an existing generator (returned as is), or None for OS entropy

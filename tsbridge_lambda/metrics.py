@@ -288,7 +288,7 @@ def conformal_margin(target, # true values (N, L, C) at entries the model did no
                      where=None, # boolean mask of the calibration entries (e.g. hidden gaps); None: all
                      coverage:float=0.9, # wanted coverage 1 - alpha of the widened band
                     ) -> np.ndarray:
-    "Per-channel margin q (C,): [lower - q, upper + q] covers a new exchangeable entry with probability >= coverage."
+    "Per-channel margin q (C,): [lower - q, upper + q] covers a new exchangeable entry with probability >= coverage (q < 0: the band was too wide and shrinks)."
     if not 0 < coverage < 1: raise ValueError(f"coverage must be in (0, 1), got {coverage!r}.")
     y, lo, hi, where = _band_inputs(target, lower, upper, where)
     scores = np.maximum(lo - y, y - hi)
@@ -296,9 +296,9 @@ def conformal_margin(target, # true values (N, L, C) at entries the model did no
     for c in range(y.shape[-1]):
         e = np.sort(scores[..., c][where[..., c]])
         if len(e) == 0: raise ValueError(f"Channel {c} has no calibration entry (where is False everywhere in it).")
-        k = math.ceil((len(e) + 1) * coverage)
+        k = math.ceil((len(e) + 1) * coverage - 1e-9)         # - 1e-9: (9 + 1) * 0.9 is 9.000000000000002 in floats
         if k > len(e): raise ValueError(f"Channel {c} has {len(e)} calibration entries, too few for coverage {coverage} "
-                                        f"(it needs at least {math.ceil(coverage / (1 - coverage))}); hide more values or ask for less.")
+                                        f"(it needs at least {math.ceil(coverage / (1 - coverage) - 1e-9)}); hide more values or ask for less.")
         q[c] = e[k - 1]
     return q
 

@@ -115,8 +115,9 @@ def paired_loss(net:PairedNet, # the pair
         pred, Z[key] = den(schedule.q_sample(target, i.cpu(), noise), time, cond=cond, return_latent=True)
         mse = (pred - target).pow(2).mean((1, 2))
         loss, parts[f'mse_{key}'] = loss + mse, float(mse.mean().detach())
-    if len(Z) == 2 and net.align.kind != 'none':
-        term, p = net.align(Z['x'], Z['y'])
+    if len(Z) == 2 and net.align.kind != 'none':             # in float32 even under bfloat16 autocast: logits / tau and
+        with torch.autocast(batch.device.type, enabled=False):  # differences of covariances lose too much in bfloat16
+            term, p = net.align(Z['x'].float(), Z['y'].float())
         loss = loss + term; parts.update(p)
     net.last_parts = parts
     return loss
@@ -157,7 +158,8 @@ class PairedDiffusion:
         if not directions or not set(directions) <= set(DIRECTIONS): raise ValueError(f"directions must be a subset of {DIRECTIONS}, got {directions!r}.")
         if len(directions) < 2 and align != 'none': raise ValueError("Alignment needs both directions; use align='none' to train one direction.")
         base = dict(PAIRED_PRESETS[preset], betas='cosine', seed=0, device=None, checkpoint_every=1000)
-        precision, compile = config.pop('precision', None) or 'fp32', bool(config.pop('compile', False))
+        precision, compile = config.pop('precision', None) or 'fp32', config.pop('compile', False)
+        if not isinstance(compile, bool): raise TypeError(f"compile must be True or False, got {compile!r}.")
         unknown = set(config) - set(base)
         if unknown: raise TypeError(f"PairedDiffusion got unknown settings {sorted(unknown)}; see help(PairedDiffusion).")
         self.config = {**base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset, 'align': align, 'lam': lam,

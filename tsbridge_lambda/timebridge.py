@@ -41,7 +41,8 @@ class _Estimator:
     _kind = None
     def __init__(self, preset, **config):
         base = preset_settings(preset)
-        runtime = {'precision': config.pop('precision', None) or 'fp32', 'compile': bool(config.pop('compile', False))}
+        runtime = {'precision': config.pop('precision', None) or 'fp32', 'compile': config.pop('compile', False)}
+        if not isinstance(runtime['compile'], bool): raise TypeError(f"compile must be True or False, got {runtime['compile']!r}.")
         unknown = set(config) - set(self._defaults()) - set(base)
         if unknown: raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; see help({type(self).__name__}).")
         self.config = {**self._defaults(), **base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset}
@@ -130,7 +131,7 @@ class _Estimator:
                              "(same windows, same order) or use a new checkpoint file.")
 
     def _sampling_net(self):
-        "The fitted network as samplers call it: under `precision`, compiled if asked, cut into one chunk per CPU core."
+        "The fitted network as samplers call it: under `precision`; compiled if asked, else cut into one chunk per CPU core."
         net = self.model_
         if self.compile:
             if self._compiled is None or self._compiled.module is not self.model_: self._compiled = Compiled(self.model_)
@@ -138,7 +139,8 @@ class _Estimator:
         device, precision = self.device, self.precision
         def run(*args, **kw):                  # autocast is per thread: entered here, inside each worker
             with autocast(device, precision): return net(*args, **kw).float()
-        return parallel_batches(run, workers=1 if self.compile else None)   # no concurrent compiles: one chunk when compiling
+        compiled = self.compile and self._compiled.error is None       # after a failed compile: the plain network, split
+        return parallel_batches(run, workers=1 if compiled else None)   # no concurrent compiles: one chunk when compiling
 
     def _check_fitted(self):
         if self.model_ is None: raise RuntimeError(f"This {type(self).__name__} is not fitted: call .fit(X) or load a saved model.")
@@ -394,7 +396,7 @@ class GaussianDiffusion(_Estimator):
         if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
             raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
         if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
-        sch, net = self.schedule, self._sampling_net()   # CPU: one chunk of each call's batch per core
+        sch, net = self.schedule, self._sampling_net()   # CPU: one chunk of each call's batch per core (unless compiled)
         def model(x, i):
             if known is not None:                # replacement: the observed entries, noised to the current step
                 x = torch.where(observed, sch.q_sample(known, i.cpu(), torch.randn(x.shape, generator=generator, device=generator.device).to(x)), x)
