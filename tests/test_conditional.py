@@ -82,3 +82,24 @@ def test_gaussian_baselines_conditional(sines):
     gen = tr.sample_from_trend(cond, n_per_trend=3, seed=0, nfe=20, disable=True)
     assert gen.shape == (4, 3, 24, 5)
     with pytest.raises(ValueError, match='sample_from_trend needs'): gd.sample_from_trend(cond)
+
+
+def test_calibrated_impute_widens_only_the_gaps_and_keeps_the_median(imputer):
+    from tsbridge_lambda.conditional import calibrated_impute
+    t = np.arange(400.)
+    smooth = np.stack([np.sin(t / 15 + k) for k in range(5)], 1) * 2.4 + 0.5
+    obs = random_mask(smooth[None].shape, 0.4, generator=3)[0]
+    gappy = np.where(obs, smooth, np.nan)
+    res, q = calibrated_impute(imputer, gappy, coverage=0.8, hide=0.2, n_samples=4, seed=0, steps=8, disable=True)
+    raw = imputer.impute(gappy, n_samples=4, quantiles=(0.1, 0.9), seed=0, steps=8, disable=True)
+    assert res.median.shape == smooth.shape and q.shape == (5,) and np.isfinite(q).all()
+    assert np.array_equal(res.median, raw.median)                                 # the median is impute's
+    assert np.array_equal(res.lower[obs], smooth[obs]) and np.array_equal(res.upper[obs], smooth[obs])   # observed: exact
+    assert np.allclose(res.lower[~obs], (raw.lower - q)[~obs]) and np.allclose(res.upper[~obs], (raw.upper + q)[~obs])
+    batch, qb = calibrated_impute(imputer, gappy[None], coverage=0.8, hide=0.2, n_samples=4, seed=0, steps=8, disable=True)
+    assert batch.median.shape == (1,) + smooth.shape and np.allclose(qb, q)      # (T, C) and (1, T, C) agree
+    with pytest.raises(ValueError, match='hide must be'): calibrated_impute(imputer, gappy, hide=0.)
+    with pytest.raises(ValueError, match='coverage must be'): calibrated_impute(imputer, gappy, coverage=1.2)
+    with pytest.raises(TypeError, match='seed must be an int'): calibrated_impute(imputer, gappy, seed=1.5)
+    with pytest.raises(ValueError, match="task='impute'"): calibrated_impute(TimeBridge(preset='tiny'), gappy)
+    with pytest.raises(ValueError, match='Too few values'): calibrated_impute(imputer, gappy[:30], hide=0.05, seed=0, steps=4, disable=True)

@@ -180,6 +180,8 @@ def impute_csv(model, # a fitted TimeBridge with task='impute'
                bands:str|Path|None=None, # optional CSV of <column>_lower / <column>_upper
                columns:list|None=None, # channel columns (default: all numeric columns)
                n_samples:int=20, seed:int=0, disable:bool|None=None,
+               calibrate:float|None=None, # wanted band coverage: widen the bands by a conformal margin (`calibrated_impute`)
+               hide:float=0.1, # with calibrate: fraction of the observed values hidden to calibrate on
               ) -> dict:
     "Impute the gaps of a CSV file with a TimeBridge imputation model; write the filled table (and bands) atomically."
     import pandas as pd
@@ -195,13 +197,17 @@ def impute_csv(model, # a fitted TimeBridge with task='impute'
         raise ValueError(f"The model was trained on {model.shape_[1]} channels but {input} has {len(columns)} channel columns {columns}; "
                          "pick them with --columns in the training order.")
     x = df[columns].to_numpy(np.float64)
-    res = model.impute(x, n_samples=n_samples, seed=seed, disable=disable)
+    if calibrate is None: res, q = model.impute(x, n_samples=n_samples, seed=seed, disable=disable), None
+    else:
+        from tsbridge_lambda.conditional import calibrated_impute
+        res, q = calibrated_impute(model, x, coverage=calibrate, hide=hide, n_samples=n_samples, seed=seed, disable=disable)
     filled = df.copy(); filled[columns] = np.where(np.isnan(x), res.median, x)     # observed cells exactly as read
     with atomic_write(output, 'w') as f: filled.to_csv(f, index=False)
     if bands is not None:
         b = pd.DataFrame({f'{c}_{k}': v[:, i] for i, c in enumerate(columns) for k, v in (('lower', res.lower), ('upper', res.upper))})
         with atomic_write(bands, 'w') as f: b.to_csv(f, index=False)
-    return {'rows': len(df), 'channels': columns, 'filled': int(np.isnan(x).sum())}
+    return {'rows': len(df), 'channels': columns, 'filled': int(np.isnan(x).sum()),
+            'margin': None if q is None else dict(zip(columns, map(float, q)))}
 
 # %% ../nbs/99_cli.ipynb #cbe6ddd3
 def _parser():
@@ -254,9 +260,12 @@ def _parser():
     im.add_argument('--model', required=True, help='model file written by tsbl fit --task impute')
     im.add_argument('--input', required=True, help='CSV, one row per time step, empty or NaN cells are gaps')
     im.add_argument('--output', required=True, help='filled CSV to write (same rows and columns)')
-    im.add_argument('--bands', default=None, help='optional CSV of 5 %% and 95 %% quantiles per channel')
+    im.add_argument('--bands', default=None, help='optional CSV of the band per channel: 5 %% and 95 %% sample quantiles, or the calibrated band with --calibrate')
     im.add_argument('--columns', default=None, help='comma-separated channel columns (default: all numeric columns)')
     im.add_argument('--n-samples', type=int, default=20, help='imputations per gap (default 20)')
+    im.add_argument('--calibrate', type=float, default=None, metavar='COVERAGE',
+                    help='widen the bands to this coverage (e.g. 0.9) with a conformal margin fitted on observed values hidden on purpose')
+    im.add_argument('--hide', type=float, default=0.1, help='with --calibrate: fraction of the observed values hidden (default 0.1)')
     im.add_argument('--seed', type=int, default=0)
     im.add_argument('--device', default=None)
     im.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the network (GPU)')
@@ -322,8 +331,9 @@ def _run(args) -> int:
     elif args.command == 'impute':
         model = _load_model(args.model, args.device, args.precision, args.compile)
         r = impute_csv(model, args.input, args.output, args.bands, args.columns.split(',') if args.columns else None,
-                       args.n_samples, args.seed, disable=True if args.quiet else None)
+                       args.n_samples, args.seed, disable=True if args.quiet else None, calibrate=args.calibrate, hide=args.hide)
         print(f"filled {r['filled']} gaps in {r['rows']} rows of {r['channels']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
+        if r['margin']: print('bands widened by ' + ', '.join(f'{c} {m:.4g}' for c, m in r['margin'].items()) + f' for {args.calibrate:.0%} coverage')
     elif args.command in ('fit-paired', 'translate'):
         from tsbridge_lambda.paired import run_paired_command
         return run_paired_command(args)

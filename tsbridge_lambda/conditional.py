@@ -11,7 +11,7 @@ from .core import check_series, make_generator
 from .priors import spline_fill
 
 # %% auto #0
-__all__ = ['Imputation', 'window_positions', 'impute_series', 'linear_interpolation']
+__all__ = ['Imputation', 'window_positions', 'impute_series', 'linear_interpolation', 'calibrated_impute']
 
 # %% ../nbs/10_conditional.ipynb #53956486
 class Imputation(NamedTuple):
@@ -70,3 +70,41 @@ def linear_interpolation(X, # (N, T, C) or (T, C), NaN = missing
     X = check_series(X[None] if single else X, 'X', allow_nan=True, dtype=np.float64)
     out = spline_fill(X).astype(np.float32)
     return out[0] if single else out
+
+# %% ../nbs/10_conditional.ipynb #4c493811
+def calibrated_impute(model, # a fitted TimeBridge or GaussianDiffusion with task='impute'
+                      X, # (N, T, C) or (T, C), NaN = missing, in the user's units
+                      coverage:float=0.9, # wanted coverage of the band on the missing entries
+                      hide:float=0.1, # fraction of the observed values hidden to calibrate on
+                      n_samples:int=20, seed:int|None=None, overlap:int|None=None, return_samples:bool=False,
+                      disable:bool|None=None,
+                      **sampler_kw, # passed to the window sampler, as for `impute_series`
+                     ) -> tuple:
+    "Imputation whose band is widened by a conformal margin fitted on observed values hidden for the purpose; returns (Imputation, q)."
+    from tsbridge_lambda.metrics import conformal_margin
+    from tsbridge_lambda.data import geometric_mask
+    if getattr(model, 'model_', None) is None or getattr(model, 'config', {}).get('task') != 'impute':
+        raise ValueError("calibrated_impute needs a fitted model trained with task='impute' (TimeBridge or GaussianDiffusion).")
+    if not 0 < coverage < 1: raise ValueError(f"coverage must be in (0, 1), got {coverage!r}.")
+    if not 0 < hide < 1: raise ValueError(f"hide must be a fraction in (0, 1) of the observed values, got {hide!r}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an int or None here (two imputations are seeded from it), got {type(seed).__name__}.")
+    single = np.ndim(X) == 2
+    given = np.asarray(X); given = given[None] if single else given     # imputed as given (dtype kept), as `impute` would
+    X = check_series(given, 'X', allow_nan=True, channels=model.shape_[1], min_length=model.shape_[0], dtype=np.float64)
+    observed = ~np.isnan(X)
+    run = float(getattr(model, 'config', {}).get('mean_missing_run', 3.))
+    hidden = observed & ~geometric_mask(X.shape, hide, run, generator=make_generator(seed, 'cpu') if seed is not None else None)
+    keep = observed & ~hidden
+    if not keep.any(axis=1).all():               # every channel of every series must keep an observed value
+        raise ValueError("Hiding values for calibration left a channel with nothing observed; lower hide or pass longer series.")
+    kw = dict(n_samples=n_samples, quantiles=((1 - coverage) / 2, (1 + coverage) / 2), overlap=overlap, disable=disable, **sampler_kw)
+    cal = impute_series(model, np.where(hidden, np.nan, given), seed=None if seed is None else seed + 1, **kw)
+    try: q = conformal_margin(X, cal.lower, cal.upper, where=hidden, coverage=coverage)
+    except ValueError as e: raise ValueError(f"Too few values to calibrate on ({e}) Raise hide or pass a longer series.") from None
+    res = impute_series(model, given, seed=seed, return_samples=return_samples, **kw)
+    missing = ~observed
+    lo, hi = (np.where(missing, b + s * q, b).astype(res.lower.dtype) for b, s in ((res.lower, -1), (res.upper, 1)))
+    med, smp = res.median, res.samples
+    if single: med, lo, hi, smp = med[0], lo[0], hi[0], None if smp is None else smp[:, 0]
+    return Imputation(med, lo, hi, smp), q
