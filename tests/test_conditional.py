@@ -84,7 +84,7 @@ def test_gaussian_baselines_conditional(sines):
     with pytest.raises(ValueError, match='sample_from_trend needs'): gd.sample_from_trend(cond)
 
 
-def test_calibrated_impute_widens_only_the_gaps_and_keeps_the_median(imputer):
+def test_calibrated_impute_widens_only_the_gaps_and_keeps_the_median(imputer, sines):
     from tsbridge_lambda.conditional import calibrated_impute
     t = np.arange(400.)
     smooth = np.stack([np.sin(t / 15 + k) for k in range(5)], 1) * 2.4 + 0.5
@@ -101,5 +101,7 @@ def test_calibrated_impute_widens_only_the_gaps_and_keeps_the_median(imputer):
     with pytest.raises(ValueError, match='hide must be'): calibrated_impute(imputer, gappy, hide=0.)
     with pytest.raises(ValueError, match='coverage must be'): calibrated_impute(imputer, gappy, coverage=1.2)
     with pytest.raises(TypeError, match='seed must be an int'): calibrated_impute(imputer, gappy, seed=1.5)
-    with pytest.raises(ValueError, match="task='impute'"): calibrated_impute(TimeBridge(preset='tiny'), gappy)
+    with pytest.raises(RuntimeError, match='not fitted'): calibrated_impute(TimeBridge(preset='tiny'), gappy)
+    plain = TimeBridge(steps=2, **TINY).fit(sines[:32], disable=True)
+    with pytest.raises(ValueError, match="task='impute'"): calibrated_impute(plain, gappy, seed=0, steps=2, disable=True)
     with pytest.raises(ValueError, match='Too few values'): calibrated_impute(imputer, gappy[:30], hide=0.05, seed=0, steps=4, disable=True)

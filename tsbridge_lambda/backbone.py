@@ -295,14 +295,23 @@ class DiffusionTS(nn.Module):
                 return_parts:bool=False, # also return trend, season and residual (a `Decomposition`)
                ) -> torch.Tensor|Decomposition:
         "Estimate of x_0, of shape (N, L, C); with `return_parts` a `Decomposition` whose parts sum to it."
+        enc, emb, temb = self.encode(x, t, cond)
+        parts = self.decode(emb, enc, temb)
+        return parts if return_parts else parts.out
+
+    def encode(self,
+               x:torch.Tensor, # (N, L, C) noisy series x_t
+               t:torch.Tensor|float, # (N,) diffusion times (or one scalar)
+               cond:torch.Tensor|None=None, # (N, L, cond_channels) condition, only with cond_channels > 0
+              ) -> tuple:
+        "The encoder: its output (N, L, d) (LAMBDA's latents Z), and the input and time embeddings the decoder reuses."
         t = self._check(x, t, cond)
         h = x if cond is None else torch.cat([x, cond.to(x.dtype)], -1)
         emb = self.embed(h.transpose(1, 2)).transpose(1, 2).contiguous()   # contiguous: the residual stream keeps this layout
         temb = F.silu(self.time_embed(t)).to(x.dtype)
         enc = self.drop(emb + self.pos_enc)
         for blk in self.encoder: enc = blk(enc, temb)
-        parts = self.decode(emb, enc, temb)
-        return parts if return_parts else parts.out
+        return enc, emb, temb
 
     def decode(self,
                emb:torch.Tensor, # (N, L, d) input embedding (the decoder starts from it plus its positions)

@@ -83,28 +83,23 @@ def calibrated_impute(model, # a fitted TimeBridge or GaussianDiffusion with tas
     "Imputation whose band is widened by a conformal margin fitted on observed values hidden for the purpose; returns (Imputation, q)."
     from tsbridge_lambda.metrics import conformal_margin
     from tsbridge_lambda.data import geometric_mask
-    if getattr(model, 'model_', None) is None or getattr(model, 'config', {}).get('task') != 'impute':
-        raise ValueError("calibrated_impute needs a fitted model trained with task='impute' (TimeBridge or GaussianDiffusion).")
+    model._check_fitted()
     if not 0 < coverage < 1: raise ValueError(f"coverage must be in (0, 1), got {coverage!r}.")
     if not 0 < hide < 1: raise ValueError(f"hide must be a fraction in (0, 1) of the observed values, got {hide!r}.")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise TypeError(f"seed must be an int or None here (two imputations are seeded from it), got {type(seed).__name__}.")
-    single = np.ndim(X) == 2
-    given = np.asarray(X); given = given[None] if single else given     # imputed as given (dtype kept), as `impute` would
-    X = check_series(given, 'X', allow_nan=True, channels=model.shape_[1], min_length=model.shape_[0], dtype=np.float64)
-    observed = ~np.isnan(X)
-    run = float(getattr(model, 'config', {}).get('mean_missing_run', 3.))
-    hidden = observed & ~geometric_mask(X.shape, hide, run, generator=make_generator(seed, 'cpu') if seed is not None else None)
-    keep = observed & ~hidden
-    if not keep.any(axis=1).all():               # every channel of every series must keep an observed value
+    X = X if isinstance(X, np.ndarray) else np.asarray(X)
+    single = X.ndim == 2
+    X3 = check_series(X[None] if single else X, 'X', allow_nan=True, channels=model.shape_[1], min_length=model.shape_[0], dtype=np.float64)
+    observed = ~np.isnan(X3)
+    hidden3 = observed & ~geometric_mask(X3.shape, hide, model.config.get('mean_missing_run', 3.), generator=seed)
+    if not (observed & ~hidden3).any(axis=1).all():   # every channel of every series must keep an observed value
         raise ValueError("Hiding values for calibration left a channel with nothing observed; lower hide or pass longer series.")
+    hidden, missing = (a[0] if single else a for a in (hidden3, ~observed))
     kw = dict(n_samples=n_samples, quantiles=((1 - coverage) / 2, (1 + coverage) / 2), overlap=overlap, disable=disable, **sampler_kw)
-    cal = impute_series(model, np.where(hidden, np.nan, given), seed=None if seed is None else seed + 1, **kw)
-    try: q = conformal_margin(X, cal.lower, cal.upper, where=hidden, coverage=coverage)
+    cal = model.impute(np.where(hidden, np.nan, X), seed=None if seed is None else seed + 1, **kw)   # the task check is impute's
+    try: q = conformal_margin(X3, cal.lower.reshape(X3.shape), cal.upper.reshape(X3.shape), where=hidden3, coverage=coverage)
     except ValueError as e: raise ValueError(f"Too few values to calibrate on ({e}) Raise hide or pass a longer series.") from None
-    res = impute_series(model, given, seed=seed, return_samples=return_samples, **kw)
-    missing = ~observed
-    lo, hi = (np.where(missing, b + s * q, b).astype(res.lower.dtype) for b, s in ((res.lower, -1), (res.upper, 1)))
-    med, smp = res.median, res.samples
-    if single: med, lo, hi, smp = med[0], lo[0], hi[0], None if smp is None else smp[:, 0]
-    return Imputation(med, lo, hi, smp), q
+    res = model.impute(X, seed=seed, return_samples=return_samples, **kw)
+    return res._replace(lower=np.where(missing, res.lower - q, res.lower).astype(res.lower.dtype),
+                        upper=np.where(missing, res.upper + q, res.upper).astype(res.upper.dtype)), q

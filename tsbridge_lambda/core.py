@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'get_device', 'check_precision', 'autocast', 'Compiled', 'make_generator', 'randn', 'check_series',
-           'atomic_write', 'savefig']
+__all__ = ['PRECISIONS', 'get_device', 'check_precision', 'autocast', 'at_precision', 'pop_runtime_settings', 'Compiled',
+           'make_generator', 'randn', 'check_series', 'atomic_write', 'savefig']
 
 # %% ../nbs/00_core.ipynb #2a5ad23c
 def get_device(device:str|torch.device|None=None, # 'cpu', 'cuda', 'cuda:1', a `torch.device`, or None for the best available
@@ -43,6 +43,23 @@ def autocast(device:str|torch.device, # where the computation runs
     "A context in which the network runs at `precision` (thread-local: enter it in the thread that calls the network)."
     if check_precision(precision) == 'fp32': return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+def at_precision(net, # a network or any function returning a tensor
+                 device:str|torch.device, # where it runs
+                 precision:str='fp32', # 'fp32' or 'bf16'
+                ):
+    "`net` wrapped to run under `autocast(device, precision)` (entered in the calling thread) and return float32."
+    check_precision(precision)
+    def run(*args, **kwargs):
+        with autocast(device, precision): return net(*args, **kwargs).float()
+    return run
+
+def pop_runtime_settings(config:dict, # an estimator's keyword settings; 'precision' and 'compile' are removed from it
+                        ) -> tuple:
+    "The (precision, compile) settings of an estimator, validated: how the machine runs the network, never saved with it."
+    precision, compile = config.pop('precision', None) or 'fp32', config.pop('compile', False)
+    if not isinstance(compile, bool): raise TypeError(f"compile must be True or False, got {compile!r}.")
+    return check_precision(precision), compile
 
 # %% ../nbs/00_core.ipynb #b47689b5
 class Compiled:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import check_series, get_device, make_generator, atomic_write, autocast, check_precision, Compiled
+from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled
 from .schedules import DDPMSchedule
 from .samplers import sample_ddpm, sample_ddim
 from .backbone import DiffusionTS, EncoderBlock, BACKBONE_PRESETS
@@ -44,18 +44,6 @@ class ConditionalDenoiser(DiffusionTS):
         self.cond_encoder = nn.ModuleList([EncoderBlock(d, kw.get('n_heads', 4), kw.get('mlp_ratio', 4), kw.get('dropout', 0.),
                                                         kw.get('attn_impl', 'auto')) for _ in range(n_layer_cond)])
 
-    def encode(self,
-               x:torch.Tensor, # (N, L, C) noisy target x_t
-               t:torch.Tensor|float, # (N,) diffusion times in (0, 1]
-              ):
-        "The latents Z = h(x_t, t), (N, L, d_Z), with the input embedding and the time embedding the decoder reuses."
-        t = self._check(x, t, None)
-        emb = self.embed(x.transpose(1, 2)).transpose(1, 2).contiguous()
-        temb = F.silu(self.time_embed(t)).to(x.dtype)
-        z = self.drop(emb + self.pos_enc)
-        for blk in self.encoder: z = blk(z, temb)
-        return z, emb, temb
-
     def encode_condition(self, c:torch.Tensor) -> torch.Tensor:
         "g(c) of the clean condition (N, L, cond_in), (N, L, d_Z)."
         if c is None or c.ndim != 3 or c.shape[1:] != (self.seq_len, self.cond_in):
@@ -72,7 +60,7 @@ class ConditionalDenoiser(DiffusionTS):
                 return_latent:bool=False, # also return Z
                ):
         "Estimate of the clean target (N, L, C) (and the latents Z)."
-        z, emb, temb = self.encode(x, t)
+        z, emb, temb = self.encode(x, t)                 # DiffusionTS's encoder: Z = h(x_t, t)
         out = self.decode(emb, torch.cat([z, self.encode_condition(cond)], 1), temb).out
         return (out, z) if return_latent else out
 
@@ -90,8 +78,8 @@ class PairedNet(nn.Module):
         self.align, self.cx, self.last_parts = align, cx, {}
     def clip_groups(self):
         "Parameter groups whose gradient norms are clipped separately (one per denoiser, then the rest)."
-        groups = [list(m.parameters()) for m in (self.den_x, self.den_y) if m is not None]
-        return groups + ([list(self.align.parameters())] if len(list(self.align.parameters())) else [])
+        groups = [list(m.parameters()) for m in (self.den_x, self.den_y, self.align) if m is not None]
+        return [g for g in groups if g]
 
 def _step_generators(generator):
     "Three generators (steps, X noise, Y noise) seeded from one number drawn from the trainer's generator."
@@ -158,15 +146,14 @@ class PairedDiffusion:
         if not directions or not set(directions) <= set(DIRECTIONS): raise ValueError(f"directions must be a subset of {DIRECTIONS}, got {directions!r}.")
         if len(directions) < 2 and align != 'none': raise ValueError("Alignment needs both directions; use align='none' to train one direction.")
         base = dict(PAIRED_PRESETS[preset], betas='cosine', seed=0, device=None, checkpoint_every=1000)
-        precision, compile = config.pop('precision', None) or 'fp32', config.pop('compile', False)
-        if not isinstance(compile, bool): raise TypeError(f"compile must be True or False, got {compile!r}.")
+        precision, compile = pop_runtime_settings(config)
         unknown = set(config) - set(base)
         if unknown: raise TypeError(f"PairedDiffusion got unknown settings {sorted(unknown)}; see help(PairedDiffusion).")
         self.config = {**base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset, 'align': align, 'lam': lam,
                        'terms': tuple(terms), 'window': window, 'stride': stride, 'tau': tau, 'directions': directions}
         self.device = get_device(self.config.pop('device'))
         # how this machine runs the networks (bfloat16 autocast, torch.compile for sampling); not saved with the model
-        self.precision, self.compile, self._compiled = check_precision(precision), compile, {}
+        self.precision, self.compile, self._compiled = precision, compile, {}
         Alignment(align, lam=lam, terms=terms)                       # validate the alignment settings now
         self.model_, self.x_scaler, self.y_scaler, self.shape_, self.history_, self.parts_ = None, None, None, None, [], []
         self.columns_ = None # (X column names, Y column names), when known
@@ -201,6 +188,9 @@ class PairedDiffusion:
             checkpoint:str|Path|None=None, resume:bool=False, # periodic checkpoints and resuming
            ):
         "Fit both scalers and both denoisers (with the alignment) on paired windows."
+        if dist_env()['world_size'] > 1:   # the alignment mixes the pairs of a batch, so sharding it changes the loss
+            raise RuntimeError("PairedDiffusion trains in one process for now (its in-batch negatives span the whole batch); "
+                               "run it without torchrun, on one GPU.")
         X, Y = self._check_pair(X, Y, None if self.shape_ is None else (tuple(self.shape_[0]), self.shape_[1]))
         if len(X) < 2: raise ValueError(f"X has {len(X)} window; training needs at least 2 pairs.")
         self.shape_ = (tuple(X.shape[1:]), Y.shape[2])
@@ -208,9 +198,6 @@ class PairedDiffusion:
         data = torch.as_tensor(np.concatenate([self.x_scaler.transform(X), self.y_scaler.transform(Y)], -1), dtype=torch.float32)
         self._build()
         c, sch = self.config, self.schedule
-        if dist_env()['world_size'] > 1:   # the alignment mixes the pairs of a batch, so sharding it changes the loss
-            raise RuntimeError("PairedDiffusion trains in one process for now (its in-batch negatives span the whole batch); "
-                               "run it without torchrun, on one GPU.")
         trainer = Trainer(self.net_, lambda net, b, g: paired_loss(net, b, g, sch), data, batch_size=c['batch_size'], lr=c['lr'],
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
                           distributed=False, precision=self.precision)
@@ -239,9 +226,7 @@ class PairedDiffusion:
         cs = torch.as_tensor(sc_in.transform(cond), dtype=torch.float32, device=self.device)
         g, sch = make_generator(seed, self.device), self.schedule
         if self.compile: den = self._compiled.setdefault(key, Compiled(den))
-        device, precision = self.device, self.precision
-        def net(x, t, cond):
-            with autocast(device, precision): return den(x, t, cond=cond).float()
+        net = at_precision(den, self.device, self.precision)
         out = []
         for s in range(int(n_samples)):
             for b in range(0, len(cs), batch_size):

@@ -8,7 +8,7 @@ import math, hashlib
 from pathlib import Path
 import numpy as np
 import torch
-from .core import check_series, get_device, make_generator, atomic_write, autocast, check_precision, Compiled
+from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
@@ -41,15 +41,13 @@ class _Estimator:
     _kind = None
     def __init__(self, preset, **config):
         base = preset_settings(preset)
-        runtime = {'precision': config.pop('precision', None) or 'fp32', 'compile': config.pop('compile', False)}
-        if not isinstance(runtime['compile'], bool): raise TypeError(f"compile must be True or False, got {runtime['compile']!r}.")
+        precision, compile = pop_runtime_settings(config)  # how this machine runs the network; not part of the model (not saved)
         unknown = set(config) - set(self._defaults()) - set(base)
         if unknown: raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; see help({type(self).__name__}).")
         self.config = {**self._defaults(), **base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset}
         self._check_config()
         self.device = get_device(self.config.pop('device', None))
-        # how this machine runs the network, not part of the model (not saved): bfloat16 autocast, torch.compile
-        self.precision, self.compile = check_precision(runtime['precision']), runtime['compile']
+        self.precision, self.compile = precision, compile
         self.scaler, self.model_, self.history_, self.shape_, self._compiled = None, None, [], None, None
 
     def _check_config(self):
@@ -136,9 +134,7 @@ class _Estimator:
         if self.compile:
             if self._compiled is None or self._compiled.module is not self.model_: self._compiled = Compiled(self.model_)
             net = self._compiled
-        device, precision = self.device, self.precision
-        def run(*args, **kw):                  # autocast is per thread: entered here, inside each worker
-            with autocast(device, precision): return net(*args, **kw).float()
+        run = at_precision(net, self.device, self.precision)          # autocast is per thread: entered inside each worker
         compiled = self.compile and self._compiled.error is None       # after a failed compile: the plain network, split
         return parallel_batches(run, workers=1 if compiled else None)   # no concurrent compiles: one chunk when compiling
 
