@@ -3,6 +3,7 @@ wheel byte for byte, `tsbl run` end to end on a tiny override, and `report` on f
 import json, math, shutil, subprocess, sys, zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tsbridge_lambda import experiments as ex
@@ -140,3 +141,21 @@ def test_lambda_translation_rows_tiny(tmp_path):
     df = ex.collect(tmp_path)
     assert df.loc[(df.dataset == 'lorenz Y given X') & (df.method == 'LAMBDA') & (df.metric == 'mse'), 'published'].item() == 0.004
     assert '| lorenz X given Y | LAMBDA |' in ex.run_markdown(res) and (tmp_path / 'lorenz.png').stat().st_size > 1000
+
+
+def test_translation_scores_train_the_fid_encoder_once_per_seed_and_direction():
+    from unittest import mock
+    from tsbridge_lambda.paired import Translation
+    from tsbridge_lambda.metrics import paired_fid
+    from tsbridge_lambda.ts2vec import TS2Vec
+    rng = np.random.default_rng(0)
+    real = np.cumsum(rng.standard_normal((40, 24, 2)), 1) * 3 + 5
+    fakes = [real + rng.standard_normal(real.shape) * k for k in (0.5, 2.)]
+    s = {'fid_iters': 10, 'device': 'cpu'}
+    fit, cache = TS2Vec.fit, {}
+    with mock.patch.object(TS2Vec, 'fit', autospec=True, side_effect=fit) as spy:
+        scores = [ex.translation_scores(None, real, Translation(f, f, f, f[None]), 'x|y', s, ('fid',), seed=0, encoders=cache)['fid']
+                  for f in fakes]
+    assert spy.call_count == 1 and list(cache) == [(0, 'x|y')]                  # two methods, one encoder
+    assert scores == [paired_fid(real, f, n_iters=10, seed=0, device='cpu', disable=True) for f in fakes]   # as if each trained its own
+    assert scores[0] < scores[1]

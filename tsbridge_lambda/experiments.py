@@ -15,11 +15,11 @@ from .core import atomic_write, savefig
 __all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
            'HIGHER_IS_BETTER', 'ABLATIONS', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE', 'PUBLISHED',
            'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'paired_data', 'make_paired',
-           'translate_test', 'translation_scores', 'mean_std', 'probe_scores', 'trajectory_figure', 'translation_rows',
-           'trajectories_figure', 'subsample', 'train_windows', 'model_preset', 'make_model', 'generate', 'score',
-           'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder', 'Recorder',
-           'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report', 'parse_value', 'run',
-           'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
+           'subsample', 'translate_test', 'translation_scores', 'mean_std', 'probe_scores', 'trajectory_figure',
+           'translation_rows', 'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate',
+           'score', 'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder',
+           'Recorder', 'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report',
+           'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
 
 # %% ../nbs/16_experiments.ipynb #73b11401
 PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed package
@@ -126,6 +126,14 @@ def make_paired(align:str, # a key of ALIGN_NAMES
     from tsbridge_lambda.paired import PairedDiffusion
     return PairedDiffusion(align, preset=s['net'], steps=s['steps'], batch_size=s['batch_size'], seed=seed, device=s['device'], **config)
 
+def subsample(X, # windows (N, L, C)
+              n:int|None, # how many to keep (None: all)
+              seed:int=0, # seed of the draw
+             ) -> np.ndarray:
+    "At most n windows of X drawn without replacement, in their original order (all of them when n is None)."
+    if n is None or n >= len(X): return X
+    return X[np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))]
+
 def translate_test(model, # a fitted PairedDiffusion
                    data, # its PairedData
                    direction:str, # 'x|y' (generate X from Y) or 'y|x'
@@ -134,7 +142,7 @@ def translate_test(model, # a fitted PairedDiffusion
                   ) -> tuple:
     "(real targets, Translation with samples) of at most `max_test` test windows, in original units."
     te = data.test
-    idx = np.arange(len(te.X)) if s['max_test'] is None or s['max_test'] >= len(te.X) else np.sort(np.random.default_rng(seed).choice(len(te.X), s['max_test'], replace=False))
+    idx = subsample(np.arange(len(te.X)), s['max_test'], seed)
     kw = dict(n_samples=s['n_samples'], nfe=s['nfe'], seed=seed, return_samples=True, disable=True)
     if direction == 'x|y': return te.X[idx], model.predict_x(te.Y[idx], **kw)
     if direction == 'y|x': return te.Y[idx], model.predict_y(te.X[idx], **kw)
@@ -147,13 +155,20 @@ def translation_scores(data, # the PairedData (its scalers give the MSE's units)
                        s:dict, # LAMBDA settings (fid_iters, pred_iters, device)
                        metrics=('mse', 'fid', 'predictive'),
                        seed:int=0,
+                       encoders:dict|None=None, # cache {(seed, direction): TS2Vec}: the FID encoder depends only on the real targets
                       ) -> dict:
     "MSE of the mean translation in scaled units, FID of one sample per window against the real targets (TS2Vec trained on them), predictive score."
-    from tsbridge_lambda.metrics import paired_fid, predictive_score
-    sc = data.x_scaler if direction == 'x|y' else data.y_scaler
+    from tsbridge_lambda.metrics import paired_fid, predictive_score, unit_scale
+    from tsbridge_lambda.ts2vec import TS2Vec
     out = {}
-    if 'mse' in metrics: out['mse'] = float(np.mean((sc.transform(tr.mean) - sc.transform(real))**2))
-    if 'fid' in metrics: out['fid'] = paired_fid(real, tr.samples[0], n_iters=s['fid_iters'], seed=seed, device=s['device'], disable=True)
+    if 'mse' in metrics:
+        sc = data.x_scaler if direction == 'x|y' else data.y_scaler
+        out['mse'] = float(np.mean((sc.transform(tr.mean) - sc.transform(real))**2))
+    if 'fid' in metrics:                         # the encoder paired_fid would train, trained once per (seed, direction)
+        cache = {} if encoders is None else encoders
+        if (seed, direction) not in cache:
+            cache[seed, direction] = TS2Vec(device=s['device']).fit(unit_scale(real)[0], n_iters=s['fid_iters'], seed=seed, disable=True)
+        out['fid'] = paired_fid(real, tr.samples[0], encoder=cache[seed, direction])
     if 'predictive' in metrics: out['predictive'] = predictive_score(real, tr.samples[0], n_iters=s['pred_iters'], seed=seed, device=s['device'], disable=True)
     return out
 
@@ -204,7 +219,7 @@ def translation_rows(rec, # the run's Recorder
                      metrics=('mse', 'fid', 'predictive'),
                     ) -> tuple:
     "Score every variant in both directions on one dataset; add the rows to `rec`; return (data, {(direction, method): (real, one sample per window)} of the first seed)."
-    data, scores, shown = paired_data(name, s), {}, {}
+    data, scores, shown, encoders = paired_data(name, s), {}, {}, {}
     rec.note(f'{name}: {len(data.train.X)} training and {len(data.test.X)} test pairs of length {data.X.shape[1]}; X = {data.x_columns}, Y = {data.y_columns}')
     for method, cfg in variants.items():
         for seed in seeds:
@@ -212,7 +227,7 @@ def translation_rows(rec, # the run's Recorder
             model = make_paired(s=s, seed=seed, **cfg).fit(data.train.X, data.train.Y, disable=True)
             for d in DIRECTION_NAMES:
                 real, tr = translate_test(model, data, d, s, seed=seed)
-                for k, v in translation_scores(data, real, tr, d, s, metrics, seed=seed).items(): scores.setdefault((d, method, k), []).append(v)
+                for k, v in translation_scores(data, real, tr, d, s, metrics, seed=seed, encoders=encoders).items(): scores.setdefault((d, method, k), []).append(v)
                 if seed == seeds[0]: shown[d, method] = (real, tr.samples[0])
             rec.note(f'{name}, {method}, seed {seed}: {time.time() - t0:.0f} s (learned lambda {model.lambda_:.3g})')
     for (d, method, k), v in scores.items(): rec.add(table, f'{name} {DIRECTION_NAMES[d]}', method, k, *mean_std(v), seeds=len(v))
@@ -234,14 +249,6 @@ def trajectories_figure(data, # the PairedData
     return fig
 
 # %% ../nbs/16_experiments.ipynb #e7dc3420
-def subsample(X, # windows (N, L, C)
-              n:int|None, # how many to keep (None: all)
-              seed:int=0, # seed of the draw
-             ) -> np.ndarray:
-    "At most n windows of X drawn without replacement, in their original order (all of them when n is None)."
-    if n is None or n >= len(X): return X
-    return X[np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))]
-
 def train_windows(dataset:str, # a benchmark name of `load_dataset`
                   s:dict, # settings
                   seq_len:int=24, # window length L
@@ -573,7 +580,7 @@ def _fmt(mean, hw, digits=4):
     if abs(mean) >= 100: digits = 1
     elif abs(mean) >= 10: digits = 2
     s = f'{mean:.{digits}f}'
-    return s if hw is None or (isinstance(hw, float) and math.isnan(hw)) else f'{s} ± {hw:.{digits}f}'
+    return s if nohw else f'{s} ± {hw:.{digits}f}'
 
 def _results_files(paths) -> list:
     files = []
@@ -674,8 +681,7 @@ def run(name:str, # experiment name (see `list_experiments`) or a notebook path
     try: import papermill as pm
     except ImportError: raise ImportError('tsbl run needs papermill: pip install papermill') from None
     nb = notebook_path(name)
-    params = dict(params or {})
-    if out is not None: params['out'] = str(Path(out).resolve())
+    params = dict(params or {}, **({} if out is None else {'out': out}))
     declared = notebook_parameters(nb)
     unknown = set(params) - set(declared)
     if unknown: raise ValueError(f"{nb.stem} has no parameters {sorted(unknown)}; its parameters are {declared}.")
@@ -683,7 +689,7 @@ def run(name:str, # experiment name (see `list_experiments`) or a notebook path
     params['out'] = str(folder.resolve())
     pm.execute_notebook(str(nb), str(folder / f'{nb.stem}.ipynb'), parameters=params, progress_bar=progress,
                         log_output=log_output, cwd=os.getcwd(), kernel_name='python3')
-    return json.loads((folder / 'results.json').read_text())
+    return {**json.loads((folder / 'results.json').read_text()), '_path': str(folder / 'results.json')}
 
 def notebook_parameters(nb:str|Path) -> list:
     "Names assigned in the notebook's cell tagged `parameters` (error if there is not exactly one)."
@@ -716,7 +722,7 @@ def main_run(args) -> int:
     t0 = time.time()
     res = run(args.name, {k: parse_value(v) for k, v in args.param}, out=args.out, log_output=args.log)
     print(run_markdown(res))
-    print(f"{args.name}: {len(res['rows'])} numbers in {time.time() - t0:.0f} s; wrote {Path(run_folder(args.name, args.out)) / 'results.json'}")
+    print(f"{args.name}: {len(res['rows'])} numbers in {time.time() - t0:.0f} s; wrote {res['_path']}")
     return 0
 
 def main_report(args) -> int:
