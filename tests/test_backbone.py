@@ -159,12 +159,12 @@ def test_sines_parameter_count():
 
 
 def test_presets():
-    spec = {'sines': (1, 2, 64, 128, 12000), 'stocks': (2, 2, 64, 64, 10000), 'etth': (3, 2, 64, 128, 18000),
-            'mujoco': (3, 2, 64, 128, 14000), 'energy': (4, 3, 96, 64, 25000), 'fmri': (4, 4, 96, 64, 15000)}
-    for name, (enc, dec, d, batch, steps) in spec.items():
+    spec = {'sines': (1, 2, 64, 128, 12000, 3000), 'stocks': (2, 2, 64, 64, 10000, 2000), 'etth': (3, 2, 64, 128, 18000, 4000),
+            'mujoco': (3, 2, 64, 128, 14000, 3000), 'energy': (4, 3, 96, 64, 25000, 5000), 'fmri': (4, 4, 96, 64, 15000, 3000)}
+    for name, (enc, dec, d, batch, steps, patience) in spec.items():
         p = BACKBONE_PRESETS[name]
         assert (p['n_layer_enc'], p['n_layer_dec'], p['d_model'], p['n_heads']) == (enc, dec, d, 4)
-        assert TRAIN_PRESETS[name] == dict(batch_size=batch, steps=steps)
+        assert TRAIN_PRESETS[name] == dict(batch_size=batch, steps=steps, accumulate=2, patience=patience)   # reference Config/<name>.yaml
         net = make_backbone(name, 3, 24, seed=0)
         assert len(net.encoder) == enc and len(net.decoder) == dec
     with pytest.raises(ValueError, match="Unknown backbone preset"): make_backbone('imagenet', 3, 24)

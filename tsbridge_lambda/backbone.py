@@ -343,14 +343,16 @@ BACKBONE_PRESETS = { # network sizes per dataset (SPEC §6; Diffusion-TS / TimeB
     'fmri':   dict(n_layer_enc=4, n_layer_dec=4, d_model=96, n_heads=4, kernel_size=5, padding=2),
 }
 
-TRAIN_PRESETS = { # batch size and optimiser steps per dataset (SPEC §6)
-    'tiny':   dict(batch_size=16, steps=20),
-    'sines':  dict(batch_size=128, steps=12000),
-    'stocks': dict(batch_size=64, steps=10000),
-    'etth':   dict(batch_size=128, steps=18000),
-    'mujoco': dict(batch_size=128, steps=14000),
-    'energy': dict(batch_size=64, steps=25000),
-    'fmri':   dict(batch_size=64, steps=15000),
+TRAIN_PRESETS = { # per dataset: batch size, optimiser steps, micro-batches per step and plateau patience (SPEC §6). Every
+                  # reference config (TimeBridge repo, Config/<name>.yaml) sets gradient_accumulate_every: 2, so one step
+                  # sees 2 x batch_size windows; patience is its ReduceLROnPlateauWithWarmup patience in steps
+    'tiny':   dict(batch_size=16, steps=20, accumulate=1, patience=2000),
+    'sines':  dict(batch_size=128, steps=12000, accumulate=2, patience=3000),   # Diffusion-TS/TimeBridge Config/sines.yaml
+    'stocks': dict(batch_size=64, steps=10000, accumulate=2, patience=2000),    # Config/stocks.yaml
+    'etth':   dict(batch_size=128, steps=18000, accumulate=2, patience=4000),   # Config/etth.yaml
+    'mujoco': dict(batch_size=128, steps=14000, accumulate=2, patience=3000),   # Config/mujoco.yaml
+    'energy': dict(batch_size=64, steps=25000, accumulate=2, patience=5000),    # Config/energy.yaml
+    'fmri':   dict(batch_size=64, steps=15000, accumulate=2, patience=3000),    # Config/fmri.yaml
 }
 
 def make_backbone(preset:str, # a key of `BACKBONE_PRESETS`

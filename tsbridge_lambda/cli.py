@@ -158,7 +158,7 @@ def quickstart(out:str|Path='runs/quickstart', # output folder
     out = Path(out)
     real = load_dataset('sines', n_samples=n_windows, seed=seed).X
     t0 = time.time()
-    tb = TimeBridge(prior='gp', preset='sines', steps=steps, batch_size=batch_size, seed=seed, device=device)
+    tb = TimeBridge(prior='gp', preset='sines', steps=steps, batch_size=batch_size, accumulate=1, seed=seed, device=device)  # one batch per step: the short demo
     tb.fit(real, disable=disable, checkpoint=out / 'checkpoint.pt')
     t1 = time.time()
     fake = tb.sample(len(real), seed=seed, disable=disable)
@@ -239,7 +239,8 @@ def _parser():
     f.add_argument('--prior', choices=['gp', 'data', 'gaussian'], default='gp', help='TimeBridge prior (default gp)')
     f.add_argument('--preset', default=None, help='settings bundle (default: the dataset name if it is one, else sines)')
     f.add_argument('--steps', type=int, default=None, help="optimiser steps (default: the preset's)")
-    f.add_argument('--batch-size', type=int, default=None, help="windows per step (default: the preset's)")
+    f.add_argument('--batch-size', type=int, default=None, help="windows per micro-batch (default: the preset's)")
+    f.add_argument('--accumulate', type=int, default=None, help="micro-batches per optimiser step (default: the preset's, 2 as in the reference configs)")
     f.add_argument('--seq-len', type=int, default=24, help='window length L (default 24)')
     f.add_argument('--data-dir', default=None, help='folder with the real data files (default: $TSBL_DATA_DIR or the download cache)')
     f.add_argument('--checkpoint', default=None, help='checkpoint file, written periodically')
@@ -321,7 +322,8 @@ def _run(args) -> int:
         from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
         X = load_windows(args.data, args.seq_len, args.data_dir, args.columns.split(',') if args.columns else None)
         preset = args.preset or (args.data if args.data in DATASETS and args.data in VP_PRESETS else 'sines')
-        kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device, precision=args.precision)
+        kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, seed=args.seed, device=args.device,
+                  precision=args.precision)
         est = (TimeBridge(prior=args.prior, task=args.task, mask=args.mask, **kw) if args.model == 'timebridge'
                else GaussianDiffusion(**kw))
         est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume,

@@ -19,10 +19,11 @@ from .core import check_series, make_generator, atomic_write
 # %% auto #0
 __all__ = ['SPLITS', 'FILES', 'NETSIM_SUBJECTS', 'NETSIM_STEPS', 'MUJOCO_EXTRA', 'PENDULUM_REGIMES', 'GAIT_DIR', 'GAIT_SUBJECTS',
            'GAIT_SPEEDS', 'GAIT_CHANNELS', 'GAIT_LOWPASS', 'MAX_CYCLE_JOIN', 'DATASETS', 'TREND_KINDS', 'window_starts',
-           'windows', 'split_series', 'split_groups', 'MinMaxScaler', 'Windows', 'PairedData', 'from_array', 'from_csv',
-           'Remote', 'ChecksumError', 'cache_dir', 'data_file', 'load_sines', 'load_stocks', 'load_etth', 'load_energy',
-           'load_fmri', 'load_mujoco', 'lorenz_rhs', 'double_pendulum_rhs', 'double_pendulum_energy', 'load_lorenz',
-           'load_pendulum', 'load_gait', 'load_dataset', 'random_mask', 'geometric_mask', 'apply_mask', 'trend']
+           'windows', 'split_series', 'split_groups', 'MinMaxScaler', 'BenchmarkArray', 'Windows', 'PairedData',
+           'from_array', 'from_csv', 'Remote', 'ChecksumError', 'cache_dir', 'data_file', 'load_sines', 'load_stocks',
+           'load_etth', 'load_energy', 'load_fmri', 'load_mujoco', 'lorenz_rhs', 'double_pendulum_rhs',
+           'double_pendulum_energy', 'load_lorenz', 'load_pendulum', 'load_gait', 'load_dataset', 'random_mask',
+           'geometric_mask', 'apply_mask', 'trend']
 
 # %% ../nbs/04_data.ipynb #8409dc75
 def _check_window_args(seq_len, stride):
@@ -192,6 +193,17 @@ def _select(meta, part):
     if part not in SPLITS: raise ValueError(f"part must be one of {SPLITS}, got {part!r}.")
     return np.flatnonzero(meta['split'].to_numpy() == part)
 
+class BenchmarkArray(np.ndarray):
+    "Windows (N, L, C) that remember the scale of their benchmark's published metrics (`metric_scale`); slices keep it, arithmetic drops it."
+    def __new__(cls, x, metric_scale=True): # x: windows; metric_scale: True (min-max of the real windows) or fixed (lo, hi) bounds
+        a = np.asarray(x).view(cls); a.metric_scale = metric_scale
+        return a
+    def __array_finalize__(self, obj): self.metric_scale = getattr(obj, 'metric_scale', True)
+    def __array_wrap__(self, out, context=None, return_scalar=False):
+        # a ufunc result (X * 2, X - X.mean(), ...) is no longer on the benchmark's scale: a plain array again
+        out = out.view(np.ndarray)
+        return out[()] if return_scalar else out
+
 @dataclass(repr=False)
 class Windows:
     "Windows of one dataset in original units, the split of each, and the scaler fitted on the training windows."
@@ -205,6 +217,7 @@ class Windows:
         if np.ndim(self.X) != 3: raise ValueError(f"Windows.X must have shape (N, L, C), got {np.shape(self.X)}; build windows with from_array or from_csv.")
         if len(self.meta) != len(self.X) or 'split' not in self.meta:
             raise ValueError(f"Windows.meta must have one row per window ({len(self.X)}) and a 'split' column; got {len(self.meta)} rows, columns {list(self.meta.columns)}.")
+        self.X = BenchmarkArray(self.X, self.info.get('metric_scale', True))  # what `metrics.evaluate(real, fake)` reads by default
     def part(self, split:str) -> np.ndarray: # 'train', 'val' or 'test'
         "The windows of one split, `(n, L, C)` in original units."
         idx = _select(self.meta, split)
@@ -622,7 +635,8 @@ def load_sines(n_samples:int=10000, # number of independent windows
     f, phi = rng.uniform(0, 0.1, (2, n_samples, 1, channels))
     x = np.sin(f * np.arange(seq_len)[:, None] + phi)
     return _unconditional(list(x), list(range(n_samples)), seq_len, seq_len, split, None, seed,
-                          [f'sine{c}' for c in range(channels)], 'sines', {'source': 'generated', 'seed': seed})
+                          [f'sine{c}' for c in range(channels)], 'sines',
+                          {'source': 'generated', 'seed': seed, 'metric_scale': (-1., 1.)})  # metrics.SINES_BOUNDS: the published (sin + 1) / 2
 
 # %% ../nbs/04_data.ipynb #e95c48c6
 def _csv_series(name:str, data_dir, download, drop:list=()) -> pd.DataFrame:

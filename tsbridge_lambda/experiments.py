@@ -4,12 +4,14 @@
 
 # %% ../nbs/16_experiments.ipynb #002f45d3
 from __future__ import annotations
-import datetime, json, math, os, platform, re, subprocess, time
+import datetime, hashlib, json, math, os, platform, re, shutil, subprocess, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from fastcore.basics import patch
 from .core import atomic_write, savefig
+from .train import Trainer
 
 # %% auto #0
 __all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
@@ -18,8 +20,9 @@ __all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS'
            'subsample', 'translate_test', 'translation_scores', 'mean_std', 'probe_scores', 'trajectory_figure',
            'translation_rows', 'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate',
            'score', 'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder',
-           'Recorder', 'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report',
-           'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
+           'Recorder', 'unconditional_rows', 'load_results', 'collect', 'table_markdown', 'settings_line',
+           'run_markdown', 'report', 'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run',
+           'main_report']
 
 # %% ../nbs/16_experiments.ipynb #73b11401
 PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed package
@@ -53,15 +56,19 @@ def notebook_path(name:str # an experiment name (see `list_experiments`) or a pa
 
 # %% ../nbs/16_experiments.ipynb #d7ef72a6
 PRESETS = {
-    'quick': dict(steps=300, batch_size=32, warmup=30, max_train=2000, n_eval=256, sample_steps=10, baseline_nfe=29, repeats=2, fid_iters=50,
+    'tiny': dict(steps=40, batch_size=16, accumulate=1, warmup=5, max_train=128, n_eval=64, sample_steps=4, baseline_nfe=5, repeats=2,
+                 fid_iters=5, disc_iters=10, pred_iters=10, n_generated=128, impute_samples=2, max_test=8,
+                 backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=16, n_heads=2), device='cpu', torch_threads=1, checkpoint_every=10),
+    'quick': dict(steps=300, batch_size=32, accumulate=1, warmup=30, max_train=2000, n_eval=256, sample_steps=10, baseline_nfe=29, repeats=2, fid_iters=50,
                   disc_iters=200, pred_iters=200, n_generated=10000, impute_samples=5, max_test=128,
-                  backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=32, n_heads=4), device='cpu', torch_threads=1),
-    'paper': dict(steps=None, batch_size=None, warmup=None, max_train=None, n_eval=None, sample_steps=40, baseline_nfe=None, repeats=5, fid_iters=None,
+                  backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=32, n_heads=4), device='cpu', torch_threads=1, checkpoint_every=None),
+    'paper': dict(steps=None, batch_size=None, accumulate=None, warmup=None, max_train=None, n_eval=None, sample_steps=40, baseline_nfe=None, repeats=5, fid_iters=None,
                   disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=100, max_test=None,
-                  backbone=None, device=None, torch_threads=None),
+                  backbone=None, device=None, torch_threads=None, checkpoint_every=None),
 }
 SETTING_NOTES = {   # what each knob means, printed under every table
-    'steps': "optimiser steps (None: the dataset's training preset)", 'warmup': 'learning-rate warm-up steps (None: 500)', 'batch_size': "windows per step (None: the preset's)",
+    'steps': "optimiser steps (None: the dataset's training preset)", 'accumulate': "micro-batches per optimiser step (None: the preset's, 2 as in the reference configs)",
+    'checkpoint_every': 'training steps between checkpoints of a model (None: 1000)', 'warmup': 'learning-rate warm-up steps (None: 500)', 'batch_size': "windows per step (None: the preset's)",
     'max_train': 'training windows drawn at random (None: all)', 'n_eval': 'real and generated windows scored (None: all)',
     'sample_steps': 'Heun steps (NFE = 3 steps - 1)',
     'baseline_nfe': 'network evaluations of the Gaussian baseline (DDIM; None: its 500-step DDPM chain)', 'repeats': 'seeded repeats of every metric',
@@ -278,8 +285,8 @@ def make_model(method:str, # a key of METHODS
     "An unfitted estimator for one row of a table."
     from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
     if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}.")
-    kw = dict(preset=model_preset(dataset), steps=s['steps'], batch_size=s['batch_size'], warmup=s['warmup'], seed=seed,
-              device=s['device'], backbone=s['backbone'], **config)
+    kw = dict(preset=model_preset(dataset), steps=s['steps'], batch_size=s['batch_size'], accumulate=s.get('accumulate'), warmup=s['warmup'],
+              seed=seed, device=s['device'], backbone=s['backbone'], checkpoint_every=s.get('checkpoint_every'), **config)
     if METHODS[method] is None: return GaussianDiffusion(**kw)
     return (cls or TimeBridge)(prior=METHODS[method], **kw)
 
@@ -414,10 +421,13 @@ class Recorder:
                  params:dict, # the notebook's parameters as given
                  s:dict, # resolved settings
                  out:str|Path|None=None, # run folder (None: runs/<name>)
+                 resume:bool=True, # continue a partly finished run of the same settings in `out` (False: discard its cache)
                 ):
         self.name, self.paper, self.params, self.settings = name, paper, dict(params), dict(s)
         self.out, self.rows, self.figures, self.notes = run_folder(name, out), [], [], []
         self.t0, self.started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+        self.cache = self.out / 'cache'
+        self._open_cache(resume)
 
     def add(self, table:str, dataset:str, method:str, metric:str, mean:float, half_width:float=float('nan'), **extra):
         "One number (mean and t-interval half width) of one table cell; extra keys (e.g. seconds) are kept."
@@ -437,15 +447,126 @@ class Recorder:
 
     def note(self, text:str): self.notes.append(text)
 
-    def finish(self) -> dict:
-        "Write results.json and results.md (atomically); return the results."
+    def save(self, complete:bool=False) -> dict:
+        "Write results.json and results.md with the rows so far (atomically); return the results."
         res = dict(experiment=self.name, paper=self.paper, params=self.params, settings=self.settings, rows=self.rows,
                    figures=self.figures, notes=self.notes, started=self.started, wall_seconds=round(time.time() - self.t0, 1),
-                   machine=machine())
+                   machine=machine(), complete=complete)
         res = _jsonable(res)
         with atomic_write(self.out / 'results.json', 'w') as f: json.dump(res, f, indent=1)
         with atomic_write(self.out / 'results.md', 'w') as f: f.write(run_markdown(res))
         return res
+
+    def finish(self) -> dict:
+        "Write the complete results.json and results.md; return the results."
+        return self.save(complete=True)
+
+
+# %% ../nbs/16_experiments.ipynb #d196b325
+def _slug(key:str) -> str: return re.sub(r'[^A-Za-z0-9._=-]+', '_', str(key)).strip('_')
+
+@patch
+def _open_cache(self:Recorder, resume:bool):
+    "Start or reopen `out/cache`, refusing one made with other settings."
+    f, mine = self.cache / 'settings.json', _jsonable(self.settings)
+    if f.exists() and not resume: shutil.rmtree(self.cache)
+    elif f.exists():
+        theirs = json.loads(f.read_text(encoding='utf-8'))
+        diff = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        if diff: raise ValueError(f"{self.out} holds a partly finished run made with other settings ({'; '.join(diff)}). Rerun with "
+                                  "its settings to continue it, pass resume=False (tsbl run --fresh) to discard it, or choose another out folder.")
+    self.cache.mkdir(parents=True, exist_ok=True)
+    if not f.exists():
+        with atomic_write(f, 'w') as h: json.dump(mine, h, indent=1)
+
+def _stamp(t0:float) -> dict:
+    "Seconds since t0, with the load average and the time it finished (every cached result carries one)."
+    la = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
+    return dict(seconds=round(time.time() - t0, 1), load_average=None if la is None else round(la, 2),
+                finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+
+@patch
+def cached(self:Recorder, key:str, fn) -> dict:
+    "{'value': fn(), 'seconds', 'load_average', 'finished'}: computed once per run folder, read back from `cache/<key>.json` after."
+    f = self.cache / f'{_slug(key)}.json'
+    if f.exists(): return json.loads(f.read_text(encoding='utf-8'))
+    t0 = time.time()
+    rec = dict(value=_jsonable(fn()), **_stamp(t0))
+    with atomic_write(f, 'w') as h: json.dump(rec, h)
+    return rec
+
+@patch
+def array(self:Recorder, key:str, fn) -> tuple:
+    "(fn() as an array, its record): computed once, kept as `cache/<key>.npy`."
+    f = self.cache / f'{_slug(key)}.npy'
+    def compute():
+        x = np.asarray(fn())
+        with atomic_write(f) as h: np.save(h, x, allow_pickle=False)
+        return list(x.shape)
+    rec = self.cached(f'{key}.array', compute)
+    return np.load(f, allow_pickle=False), rec
+
+@patch
+def fit(self:Recorder, key:str, model, X) -> tuple:
+    "(model fitted on X, its record): trained once (a killed training resumes from `cache/<key>.ckpt.pt`), then loaded from `cache/<key>.model.pt`."
+    path, ckpt = self.cache / f'{_slug(key)}.model.pt', self.cache / f'{_slug(key)}.ckpt.pt'
+    sha = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+    def train():
+        start = int(Trainer.read_checkpoint(ckpt)['step']) if ckpt.exists() else 0
+        model.fit(X, checkpoint=ckpt, resume=True, disable=True)
+        model.save(path)
+        return dict(data_sha256=sha, steps=len(model.history_), resumed_from_step=start)
+    rec = self.cached(f'{key}.fit', train)
+    if rec['value']['data_sha256'] != sha:
+        raise ValueError(f"{path} was trained on other windows than this run's; the data changed since: rerun with resume=False (tsbl run --fresh).")
+    ckpt.unlink(missing_ok=True)
+    if model.model_ is None: model = type(model).load(path, device=model.device)
+    return model, rec
+
+# %% ../nbs/16_experiments.ipynb #df073013
+@patch
+def lookup(self:Recorder, key:str) -> dict|None:
+    "The record `cached` stored under `key` by this run or an earlier one (None if it was never computed)."
+    f = self.cache / f'{_slug(key)}.json'
+    return json.loads(f.read_text(encoding='utf-8')) if f.exists() else None
+
+def _frame(records:list) -> pd.DataFrame:
+    "A `score` DataFrame back from its cached records."
+    df = pd.DataFrame(records)
+    for col in ('mean', 'half_width', 'std', 'seconds'): df[col] = df[col].astype(float)
+    return df.set_index(['fake', 'metric'])
+
+def unconditional_rows(rec:Recorder, # the run's Recorder (its cache makes the loop resumable)
+                       datasets:list, # benchmark names
+                       methods:list, # keys of METHODS
+                       seeds:list, # training seeds; their metric repeats are pooled into one interval
+                       s:dict, # settings
+                       table:str='1', # the paper's table
+                      ):
+    "Table 1's loop: per dataset, method and seed fit a model, generate as many windows as are scored and score them, each step once per run folder; rows are saved as each method finishes."
+    for ds in datasets:
+        X = train_windows(ds, s, seed=seeds[0])
+        n = len(X) if s['n_eval'] is None else min(len(X), s['n_eval'])
+        shown = {}
+        for method in methods:
+            dfs = []
+            for seed in seeds:
+                key = f'{ds}-{method}-seed{seed}'
+                def draw(): return generate(rec.fit(key, make_model(method, ds, s, seed=seed), X)[0], n, s, seed=seed)
+                fake, smp = rec.array(f'{key}.samples', draw)
+                fit = rec.lookup(f'{key}.fit')
+                sc = rec.cached(f'{key}.scores', lambda: score(X, {method: fake}, s, seed=seed).reset_index().to_dict('records'))
+                dfs.append(_frame(sc['value']))
+                f = fit['value']
+                rec.note(f"{ds}, {method}, seed {seed}: fit {fit['seconds']} s ({f['steps']} steps, resumed from step {f['resumed_from_step']}, "
+                         f"load {fit['load_average']}), sampled {n} windows in {smp['seconds']} s (load {smp['load_average']}), "
+                         f"scored in {sc['seconds']} s")
+                if seed == seeds[0]: shown[method] = fake
+            rec.add_scores(table, ds, pool(dfs))
+            rec.save()
+        rec.figure(samples_figure(X, shown, f'{ds}: channel 0, 20 windows'), f'{ds}.png')
+        rec.save()
+    return rec
 
 # %% ../nbs/16_experiments.ipynb #3f0eaaab
 PAPERS = {'timebridge': 'TimeBridge', 'lambda': 'LAMBDA'}   # paper key -> the name in table headings
@@ -710,6 +831,9 @@ def add_parsers(sub):
     r.add_argument('--out', default=None, help='run folder (default runs/NAME)')
     r.add_argument('--list', action='store_true', help='list the experiments and exit')
     r.add_argument('--log', action='store_true', help="stream the notebook's output")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument('--resume', action='store_true', help='continue a partly finished run in the run folder (also what re-running the same command does)')
+    g.add_argument('--fresh', action='store_true', help="discard the run folder's cache of models, samples and scores and start afresh")
     rp = sub.add_parser('report', help='gather results.json files into one table beside the published numbers')
     rp.add_argument('runs', nargs='*', default=['runs'], help='run folders or results.json files (default: runs)')
     rp.add_argument('--out', default=None, help='markdown file to write (default: print)')
@@ -720,7 +844,9 @@ def main_run(args) -> int:
         for k, v in list_experiments().items(): print(f'{k:28s} {v}')
         return 0 if args.list else 2
     t0 = time.time()
-    res = run(args.name, {k: parse_value(v) for k, v in args.param}, out=args.out, log_output=args.log)
+    params = {k: parse_value(v) for k, v in args.param}
+    if args.resume or args.fresh: params['resume'] = bool(args.resume)
+    res = run(args.name, params, out=args.out, log_output=args.log)
     print(run_markdown(res))
     print(f"{args.name}: {len(res['rows'])} numbers in {time.time() - t0:.0f} s; wrote {res['_path']}")
     return 0

@@ -47,6 +47,10 @@ def unit_scale(real, # reference windows (N, L, C): their per-channel min and ma
     f = lambda x: (np.asarray(x, dtype=np.float64) - lo) / (hi - lo)
     return (f(real),) + tuple(f(x) for x in others)
 
+def _scale_of(real, scale):
+    "Resolve scale='auto': the `metric_scale` that benchmark windows from `load_dataset` carry (sines: fixed bounds), else True."
+    return getattr(real, 'metric_scale', True) if isinstance(scale, str) and scale == 'auto' else scale
+
 def _maybe_scale(real, fake, scale):
     "Apply the `scale` argument of the metrics: True (min-max of real), False (as is) or (lo, hi) bounds."
     if scale is True: return unit_scale(real, fake)
@@ -87,12 +91,12 @@ def context_fid(real, # real windows (N, L, C), original units when scale=True
                 encoder:TS2Vec|None=None, # an already fitted encoder to reuse (then nothing is trained)
                 seed:int|torch.Generator|None=None, # seed of the encoder's training
                 device:str|torch.device|None=None, # where the encoder trains (None: CUDA when available)
-                scale:bool|tuple=True, # True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
+                scale:bool|tuple|str='auto', # 'auto': the `metric_scale` benchmark windows carry (sines: SINES_BOUNDS), else True; True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
                 disable:bool|None=None, # True silences the progress bar
                 **ts2vec_kwargs, # other TS2Vec.fit arguments (batch_size, lr)
                ) -> float:
     "Context-FID: Fréchet distance between TS2Vec embeddings of real and fake windows, the encoder trained on real."
-    real, fake = _maybe_scale(*_pair(real, fake), scale)
+    real, fake = _maybe_scale(*_pair(real, fake), _scale_of(real, scale))
     if encoder is None:
         encoder = TS2Vec(device=device).fit(real, n_iters=n_iters, seed=seed, disable=disable, **ts2vec_kwargs)
     return embedding_fid(encoder.encode(real), encoder.encode(fake))
@@ -111,10 +115,10 @@ def correlational_score(real, # real windows (N, L, C)
                         fake, # generated windows (M, L, C)
                         n_draws:int|None=None, # windows drawn with replacement from each set; None: use all as they are
                         seed:int|torch.Generator|None=None, # seed of the draws
-                        scale:bool|tuple=True, # True: min-max of `real`; False: as is; or (lo, hi) bounds (no effect on the value)
+                        scale:bool|tuple|str='auto', # 'auto', True: min-max of `real`; False: as is; or (lo, hi) bounds (no effect on the value)
                        ) -> float:
     "Sum of absolute differences of lag-0 channel cross-correlations, divided by 10 (Diffusion-TS protocol)."
-    real, fake = _maybe_scale(*_pair(real, fake), scale)
+    real, fake = _maybe_scale(*_pair(real, fake), _scale_of(real, scale))
     if n_draws is not None:
         if n_draws < 2: raise ValueError(f"n_draws must be at least 2 windows, got {n_draws}.")
         g = make_generator(seed)
@@ -150,12 +154,12 @@ def discriminative_score(real, # real windows (N, L, C)
                          lr:float=1e-3, # Adam learning rate (TensorFlow's default, as published)
                          seed:int|torch.Generator|None=None, # seed of the split, weights and batches
                          device:str|torch.device|None=None, # where the GRU trains (None: CUDA when available)
-                         scale:bool|tuple=True, # True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
+                         scale:bool|tuple|str='auto', # 'auto': the `metric_scale` benchmark windows carry (sines: SINES_BOUNDS), else True; True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
                          disable:bool|None=None, # True silences the progress bar
                          callback=None, # called after each iteration with {'i', 'loss'}
                         ) -> float:
     "|accuracy - 1/2| of a GRU classifier of real vs fake on held-out windows (TimeGAN protocol)."
-    real, fake = _maybe_scale(*_pair(real, fake), scale)
+    real, fake = _maybe_scale(*_pair(real, fake), _scale_of(real, scale))
     _check_iters(n_iters=n_iters, batch_size=batch_size)
     if not 0 < train_frac < 1: raise ValueError(f"train_frac must be in (0, 1), got {train_frac}.")
     n_tr = [int(len(x) * train_frac) for x in (real, fake)]
@@ -197,12 +201,12 @@ def predictive_score(real, # real windows (N, L, C), the test set
                      lr:float=1e-3, # Adam learning rate (TensorFlow's default, as published)
                      seed:int|torch.Generator|None=None, # seed of the weights and batches
                      device:str|torch.device|None=None, # where the GRU trains (None: CUDA when available)
-                     scale:bool|tuple=True, # True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
+                     scale:bool|tuple|str='auto', # 'auto': the `metric_scale` benchmark windows carry (sines: SINES_BOUNDS), else True; True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
                      disable:bool|None=None, # True silences the progress bar
                      callback=None, # called after each iteration with {'i', 'loss'}
                     ) -> float:
     "MAE on real windows of a GRU trained on fake ones to predict the last channel one step ahead (TimeGAN protocol)."
-    real, fake = _maybe_scale(*_pair(real, fake), scale)
+    real, fake = _maybe_scale(*_pair(real, fake), _scale_of(real, scale))
     _check_iters(n_iters=n_iters, batch_size=batch_size)
     if real.shape[1] < 2: raise ValueError(f"Windows need at least 2 steps for one-step-ahead prediction, got L = {real.shape[1]}.")
     dev, g = get_device(device), make_generator(seed)
@@ -374,7 +378,7 @@ def evaluate(real, # real windows (N, L, C), original units (scaled here, see `s
              device:str|torch.device|None=None, # where networks train (None: CUDA when available)
              disable:bool|None=None, # True silences the progress bar
              confidence:float=0.95, # coverage of the t-interval
-             scale:bool|tuple=True, # True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
+             scale:bool|tuple|str='auto', # 'auto': the `metric_scale` benchmark windows carry (sines: SINES_BOUNDS), else True; True: map to [0, 1] by the min-max of `real` (the protocol); False: as is; or (lo, hi) bounds
              metric_kwargs:dict|None=None, # per-metric overrides, e.g. {'predictive': {'n_iters': 100}}
              callback=None, # called after each value with {'fake', 'metric', 'repeat', 'value', 'seconds'}
             ) -> pd.DataFrame:
@@ -385,6 +389,7 @@ def evaluate(real, # real windows (N, L, C), original units (scaled here, see `s
     _check_iters(repeats=repeats)
     metric_kwargs = {m: dict(kw) for m, kw in (metric_kwargs or {}).items()}
     if set(metric_kwargs) - set(metrics): raise ValueError(f"metric_kwargs names metrics not evaluated: {sorted(set(metric_kwargs) - set(metrics))}.")
+    scale = _scale_of(real, scale)
     fakes = dict(fake) if isinstance(fake, dict) else {None: fake}
     if not fakes: raise ValueError("fake is an empty dict; pass windows or {name: windows}.")
     checked = {k: _pair(real, f, 'real and fake' if k is None else f'real and fake[{k!r}]') for k, f in fakes.items()}

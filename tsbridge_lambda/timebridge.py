@@ -53,7 +53,7 @@ class _Estimator:
     def _check_config(self):
         "Refuse settings that cannot train, at construction rather than minutes into a run."
         c = self.config
-        for k in ('steps', 'batch_size', 'checkpoint_every'):
+        for k in ('steps', 'batch_size', 'checkpoint_every', 'accumulate', 'patience'):
             if isinstance(c[k], bool) or not isinstance(c[k], (int, np.integer)) or c[k] < 1:
                 raise ValueError(f"{k} must be a positive whole number, got {c[k]!r}.")
         if isinstance(c['warmup'], bool) or not isinstance(c['warmup'], (int, np.integer)) or c['warmup'] < 0:
@@ -111,7 +111,8 @@ class _Estimator:
         extra = {'kind': self._kind, 'shape': list(self.shape_), 'data_sha256': fingerprint, 'scaler': self.scaler.to_dict(), **self._extra_state()}
         trainer = Trainer(self.net_, self._loss_fn(), self._training_data(Xs), batch_size=c['batch_size'], lr=c['lr'], warmup=c['warmup'],
                           device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
-                          distributed=distributed, extra=extra, precision=self.precision)
+                          distributed=distributed, extra=extra, precision=self.precision, accumulate=int(c['accumulate']),
+                          patience=int(c['patience']))
         if state is not None: trainer.load_state_dict(state)
         trainer.fit(steps or c['steps'], disable=disable, callback=callback)
         self.trainer_, self.model_, self.history_, self.device = trainer, trainer.ema, trainer.history, trainer.device
@@ -230,7 +231,7 @@ class TimeBridge(_Estimator):
                  preset:str='sines', # settings bundle: a dataset name or 'tiny' (see preset_settings)
                  task:str='unconditional', # 'unconditional' (prior -> data), 'trend' (trend -> data) or 'impute' (spline -> data)
                  **config, # overrides: trend ('linear'|'poly'|'butter'), mask ('random'|'geometric'), missing_ratio (a
-                           # ratio or a (low, high) range drawn per batch), mean_missing_run; steps, batch_size, lr, warmup, beta_min, beta_d, sigma_data, eta, length_scale,
+                           # ratio or a (low, high) range drawn per batch), mean_missing_run; steps, batch_size, accumulate (micro-batches per step), patience, lr, warmup, beta_min, beta_d, sigma_data, eta, length_scale,
                            # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, clip_denoised,
                            # condition_on_prior, schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the network, not saved
@@ -364,7 +365,7 @@ class GaussianDiffusion(_Estimator):
     def __init__(self,
                  preset:str='sines', # settings bundle, as for TimeBridge
                  task:str='unconditional', # 'unconditional'; 'trend' (the trend enters as a condition); 'impute' (RePaint-style replacement)
-                 **config, # overrides: trend ('linear'|'poly'|'butter'), n_steps, betas ('cosine'|'linear'), steps, batch_size, lr,
+                 **config, # overrides: trend ('linear'|'poly'|'butter'), n_steps, betas ('cosine'|'linear'), steps, batch_size, accumulate, patience, lr,
                            # loss, lambda_f, clip_denoised, seed, device, precision, compile
                 ):
         if task not in TASKS: raise ValueError(f"task must be one of {TASKS}, got {task!r}.")

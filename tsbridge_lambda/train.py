@@ -92,8 +92,12 @@ class Trainer:
                  distributed:bool|None=None, # None: when launched by torchrun with WORLD_SIZE > 1; True: always; False: never
                  extra:dict|None=None, # plain data stored in every checkpoint (e.g. the scaler), returned by `read_checkpoint`
                  precision:str='fp32', # 'bf16': the forward pass under bfloat16 autocast (GPU); weights and optimiser stay float32
+                 accumulate:int=1, # micro-batches of `batch_size` per optimiser step (the reference code's `gradient_accumulate_every`: 2)
                 ):
         if batch_size < 1: raise ValueError(f"batch_size must be positive, got {batch_size}.")
+        if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+            raise ValueError(f"accumulate must be a positive whole number of micro-batches per step, got {accumulate!r}.")
+        self.accumulate = accumulate
         if len(data) < 1: raise ValueError("No training data: pass at least one sample.")
         if checkpoint_every < 1: raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}.")
         self.device, self.precision = get_device(device), check_precision(precision)
@@ -170,13 +174,17 @@ class Trainer:
         return losses.sum() * (self.world_size / self.batch_size), total / self.batch_size, signum or None
 
     def train_step(self) -> float:
-        "One optimiser step on one (global) batch; returns the batch loss."
+        "One optimiser step on `accumulate` (global) batches, their gradients averaged; returns the mean batch loss."
         self._in_step = True
         self.model.train()
-        loss, value, self._signal = self._loss()
-        if not math.isfinite(value): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        value, signum = 0., None
+        for _ in range(self.accumulate):                 # each micro-batch: its own rows, times, noise and prior draws
+            loss, v, sig = self._loss()
+            if not math.isfinite(v): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
+            (loss / self.accumulate).backward()
+            value, signum = value + v / self.accumulate, signum or sig
+        self._signal = signum or self._signal
         if self.hp['grad_clip']:                       # a model may ask for separate clipping groups (LAMBDA's two denoisers)
             groups = self.model.clip_groups() if hasattr(self.model, 'clip_groups') else [self.model.parameters()]
             self.grad_norm = max(float(nn.utils.clip_grad_norm_(g, self.hp['grad_clip'])) for g in groups)
@@ -245,7 +253,7 @@ class Trainer:
         return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'model': self.model.state_dict(), 'ema': self.ema.state_dict(),
                 'optimizer': self.opt.state_dict(), 'sched': dict(self.sched), 'generator': self.generator.get_state(),
                 'perm': self._perm, 'pos': self._pos, 'history': torch.tensor(self.history, dtype=torch.float64),
-                'torch_rng': rng, 'batch_size': self.batch_size, 'grad_norm': self.grad_norm, 'extra': self.extra}
+                'torch_rng': rng, 'batch_size': self.batch_size, 'accumulate': self.accumulate, 'grad_norm': self.grad_norm, 'extra': self.extra}
     def load_state_dict(self, state:dict):
         "Restore from `state_dict()`."
         if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
@@ -255,6 +263,9 @@ class Trainer:
         if state.get('batch_size', self.batch_size) != self.batch_size:
             raise ValueError(f"The checkpoint was written with batch_size={state['batch_size']} but this trainer has {self.batch_size}; "
                              "resume with the same (global) batch size.")
+        if state.get('accumulate', 1) != self.accumulate:
+            raise ValueError(f"The checkpoint was written with accumulate={state.get('accumulate', 1)} micro-batches per step but this trainer "
+                             f"has {self.accumulate}; resume with the same accumulate.")
         try:
             self.model.load_state_dict(state['model']); self.ema.load_state_dict(state['ema'])
         except RuntimeError as e:
