@@ -336,3 +336,21 @@ def test_conformal_margin_reaches_the_coverage_it_promises():
     with pytest.raises(ValueError, match='one shape'): conformal_margin(y, lo[:, :10], hi)
     nan = y.copy(); nan[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match='hold values'): conformal_margin(nan, lo, hi)
+
+
+def test_benchmark_windows_carry_their_metric_scale():
+    "Sines windows from load_dataset are scored on the published fixed bounds without scale=; plain arrays by min-max."
+    from tsbridge_lambda.data import load_dataset
+    from tsbridge_lambda.metrics import SINES_BOUNDS, evaluate
+    w = load_dataset('sines', n_samples=300, seed=0)
+    real, fake = w.part('train')[:150], w.part('train')[150:] * 0.9      # arithmetic gives a plain array
+    assert real.metric_scale == SINES_BOUNDS and not hasattr(fake, 'metric_scale')
+    kw = dict(metrics='predictive', repeats=1, seed=0, disable=True, device='cpu', metric_kwargs={'predictive': {'n_iters': 20}})
+    score = lambda r, **k: float(evaluate(r, fake, **kw, **k)['mean'].iloc[0])      # the predictive MAE depends on the scale
+    auto = score(real)
+    assert auto == score(np.asarray(real), scale=SINES_BOUNDS) and auto != score(real, scale=True)
+    assert score(np.asarray(real)) == score(real, scale=True)                    # plain arrays: min-max of real, as before
+    import inspect
+    from tsbridge_lambda import metrics as M
+    for f in (M.context_fid, M.correlational_score, M.discriminative_score, M.predictive_score, M.evaluate):
+        assert inspect.signature(f).parameters['scale'].default == 'auto', f.__name__
