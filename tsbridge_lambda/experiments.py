@@ -462,7 +462,7 @@ class Recorder:
         return self.save(complete=True)
 
 
-# %% ../nbs/16_experiments.ipynb #d196b325
+# %% ../nbs/16_experiments.ipynb #26c147f9
 def _slug(key:str) -> str: return re.sub(r'[^A-Za-z0-9._=-]+', '_', str(key)).strip('_')
 
 @patch
@@ -523,7 +523,7 @@ def fit(self:Recorder, key:str, model, X) -> tuple:
     if model.model_ is None: model = type(model).load(path, device=model.device)
     return model, rec
 
-# %% ../nbs/16_experiments.ipynb #df073013
+# %% ../nbs/16_experiments.ipynb #32c14789
 @patch
 def lookup(self:Recorder, key:str) -> dict|None:
     "The record `cached` stored under `key` by this run or an earlier one (None if it was never computed)."
@@ -551,9 +551,9 @@ def unconditional_rows(rec:Recorder, # the run's Recorder (its cache makes the l
         for method in methods:
             dfs = []
             for seed in seeds:
-                key = f'{ds}-{method}-seed{seed}'
-                def draw(): return generate(rec.fit(key, make_model(method, ds, s, seed=seed), X)[0], n, s, seed=seed)
-                fake, smp = rec.array(f'{key}.samples', draw)
+                key, model = f'{ds}-{method}-seed{seed}', None
+                if rec.lookup(f'{key}.samples.array') is None: model = rec.fit(key, make_model(method, ds, s, seed=seed), X)[0]
+                fake, smp = rec.array(f'{key}.samples', lambda: generate(model, n, s, seed=seed))   # timed apart from the fit
                 fit = rec.lookup(f'{key}.fit')
                 sc = rec.cached(f'{key}.scores', lambda: score(X, {method: fake}, s, seed=seed).reset_index().to_dict('records'))
                 dfs.append(_frame(sc['value']))
