@@ -97,6 +97,19 @@ def test_fit_history_diagnostics_leave_training_alone(lorenz):
     with pytest.raises(ValueError, match='lam must be one of'): PairedDiffusion(lam='auto')
 
 
+def test_files_from_before_issue_18_load_with_the_printed_terms(lorenz, tmp_path):
+    tr = lorenz.train
+    m = PairedDiffusion('lambda', preset='tiny', steps=3, lam='learn').fit(tr.X, tr.Y, disable=True)
+    m.save(tmp_path / 'm.pt')
+    state = torch.load(tmp_path / 'm.pt', weights_only=True)
+    for k in ('align_scale', 'cov_norm', 'center', 'embed', 'grad_share', 'diag_every'): state['config'].pop(k)
+    torch.save(state, tmp_path / 'old.pt')
+    old = PairedDiffusion.load(tmp_path / 'old.pt')
+    assert {k: old.config[k] for k in ('align_scale', 'cov_norm', 'center', 'embed')} == dict(align_scale=1., cov_norm=None, center=False, embed='flat')
+    np.testing.assert_array_equal(old.encode(tr.X[:2]), m.encode(tr.X[:2]))
+    assert old.lambda_ == m.lambda_ and len(old.fit_history()) == 3
+
+
 @pytest.mark.parametrize('align', [a for a in ALIGNMENTS if a != 'lambda'])
 def test_every_alignment_trains(lorenz, align):
     tr = lorenz.train

@@ -195,7 +195,7 @@ class Alignment(nn.Module):
     @property
     def weight(self) -> float:
         "The current lambda."
-        return float(self._lam()) if self.mode in LAMBDA_MODES else self.lam
+        return float(self._lam().detach()) if self.mode in LAMBDA_MODES else self.lam
     def _lam(self):
         if self.mode == 'learn': return torch.exp(-self.log_var).clamp(*LAMBDA_RANGE)
         if self.mode == 'adapt': return torch.exp(self.log_lam)
