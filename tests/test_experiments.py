@@ -132,15 +132,25 @@ def test_lambda_translation_rows_tiny(tmp_path):
     "The loop of LAMBDA's Tables 1, 2, 4 on a tiny Lorenz pair: one row per (direction, variant, metric), the paper beside it."
     s = ex.settings('quick', paper='lambda', steps=3, n_trajectories=20, seq_len=16, max_test=3, n_samples=2, nfe=3, pred_iters=2)
     rec = ex.Recorder('lambda_tiny', 'lambda', {}, s, out=tmp_path)
-    data, shown = ex.translation_rows(rec, '2', 'lorenz', {'LAMBDA': {'align': 'lambda'}}, s, seeds=(0, 1), metrics=('mse',))
-    assert len(rec.rows) == 2 and all(r['seeds'] == 2 and math.isfinite(r['half_width']) for r in rec.rows)
+    data, shown = ex.translation_rows(rec, '2', 'lorenz', {'w/o align': {'align': 'none'}, 'LAMBDA': {'align': 'lambda'}}, s, seeds=(0, 1), metrics=('mse',))
+    main = [r for r in rec.rows if r['table'] == '2']
+    assert len(main) == 4 and all(r['seeds'] == 2 and math.isfinite(r['half_width']) for r in main)
+    paired = [r for r in rec.rows if r['table'] == '2 paired']                # LAMBDA minus w/o align, seed by seed
+    assert len(paired) == 2 and all(r['method'] == 'LAMBDA − w/o align' and r['verdict'] in ('better', 'worse', 'indistinguishable') for r in paired)
+    mse = lambda m, d: [r['mean'] for r in main if r['method'] == m and r['dataset'] == d][0]
+    assert paired[0]['mean'] == pytest.approx(mse('LAMBDA', paired[0]['dataset']) - mse('w/o align', paired[0]['dataset']))
+    diag = {(r['method'], r['metric']) for r in rec.rows if r['table'] == '2 diagnostics'}
+    assert {('LAMBDA', 'lambda'), ('LAMBDA', 'var_x'), ('w/o align', 'var_y'), ('w/o align', 'acc')} <= diag and ('w/o align', 'lambda') not in diag
     real, fake = shown['y|x', 'LAMBDA']
     assert real.shape == fake.shape == (3, 16, 2)                          # Y = (y, z) of 3 test windows
     rec.figure(ex.trajectories_figure(data, shown, 'lorenz'), 'lorenz.png')
     res = rec.finish()
     df = ex.collect(tmp_path)
     assert df.loc[(df.dataset == 'lorenz Y given X') & (df.method == 'LAMBDA') & (df.metric == 'mse'), 'published'].item() == 0.004
-    assert '| lorenz X given Y | LAMBDA |' in ex.run_markdown(res) and (tmp_path / 'lorenz.png').stat().st_size > 1000
+    md = ex.run_markdown(res)
+    assert '| lorenz X given Y | LAMBDA |' in md and (tmp_path / 'lorenz.png').stat().st_size > 1000
+    assert '### LAMBDA Table 2 paired' in md and 'verdict (95 %)' in md and '| lorenz X given Y | LAMBDA − w/o align |' in md
+    assert (tmp_path / 'lorenz_training.png').stat().st_size > 1000
 
 
 def test_translation_scores_train_the_fid_encoder_once_per_seed_and_direction():

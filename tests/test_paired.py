@@ -43,7 +43,7 @@ def test_windows_and_errors(Z):
 
 
 def test_learnable_lambda_is_bounded_away_from_zero(Z):
-    al = Alignment('lambda', d_model=8, window=6)
+    al = Alignment('lambda', d_model=8, window=6, lam='learn')
     opt = torch.optim.Adam(al.parameters(), lr=0.05)
     for _ in range(200):
         term, parts = al(*Z); opt.zero_grad(); term.backward(); opt.step()
@@ -65,6 +65,49 @@ def test_lambda_zero_is_two_independent_models(lorenz):
     aligned = PairedDiffusion('lambda', preset='tiny', steps=15).fit(tr.X, tr.Y, disable=True)
     s3 = aligned.trainer_.model.den_y.state_dict()
     assert not all(torch.equal(s1[k], s3[k]) for k in s1)       # the alignment does change the training
+
+
+PRINTED = dict(lam='learn', align_scale=1., cov_norm=None, embed='flat', center=False)   # the terms as printed, before issue 18
+
+
+def test_alignment_keeps_latent_variance(lorenz):
+    "Issue 18: with alignment on, the within-window latent variance stays above half of the unaligned run's (the printed terms fall below)."
+    tr = lorenz.train
+    def var(align, **kw):
+        h = PairedDiffusion(align, preset='tiny', steps=100, **kw).fit(tr.X, tr.Y, disable=True).fit_history().iloc[-20:]
+        return np.array([h['var_x'].mean(), h['var_y'].mean()])
+    free, aligned, printed = var('none'), var('lambda'), var('lambda', **PRINTED)
+    assert (aligned >= 0.5 * free).all(), (aligned, free)
+    assert (printed < 0.5 * free).any(), (printed, free)                   # the check can fail: the old terms collapse
+
+
+def test_fit_history_diagnostics_leave_training_alone(lorenz):
+    tr = lorenz.train
+    run = lambda every: PairedDiffusion('lambda', preset='tiny', steps=12, lam=0.5, diag_every=every).fit(tr.X, tr.Y, disable=True)
+    a, b = run(1), run(100)
+    sa, sb = a.trainer_.model.state_dict(), b.trainer_.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)                     # gradient ratios measured every step change nothing
+    h = a.fit_history()
+    assert len(h) == 12 and {'var_x', 'var_y', 'acc', 'pos_acc', 'ratio_x', 'ratio_y', 'lambda', 'con', 'cov'} <= set(h.columns)
+    assert h['ratio_x'].notna().all() and b.fit_history()['ratio_x'].notna().sum() == 1 and (h['lambda'] == 0.5).all()
+    ad = PairedDiffusion('lambda', preset='tiny', steps=40, warmup=10, diag_every=5).fit(tr.X, tr.Y, disable=True).fit_history()['lambda']
+    assert (ad.iloc[:11] == 1.).all() and ad.iloc[-1] != 1. and 1e-2 <= ad.min() and ad.max() <= 1e2   # held in the warm-up, then adapted
+    with pytest.raises(ValueError, match='diag_every'): PairedDiffusion(diag_every=0)
+    with pytest.raises(ValueError, match='align_scale'): PairedDiffusion(align_scale='huge')
+    with pytest.raises(ValueError, match='lam must be one of'): PairedDiffusion(lam='auto')
+
+
+def test_files_from_before_issue_18_load_with_the_printed_terms(lorenz, tmp_path):
+    tr = lorenz.train
+    m = PairedDiffusion('lambda', preset='tiny', steps=3, lam='learn').fit(tr.X, tr.Y, disable=True)
+    m.save(tmp_path / 'm.pt')
+    state = torch.load(tmp_path / 'm.pt', weights_only=True)
+    for k in ('align_scale', 'cov_norm', 'center', 'embed', 'grad_share', 'diag_every'): state['config'].pop(k)
+    torch.save(state, tmp_path / 'old.pt')
+    old = PairedDiffusion.load(tmp_path / 'old.pt')
+    assert {k: old.config[k] for k in ('align_scale', 'cov_norm', 'center', 'embed')} == dict(align_scale=1., cov_norm=None, center=False, embed='flat')
+    np.testing.assert_array_equal(old.encode(tr.X[:2]), m.encode(tr.X[:2]))
+    assert old.lambda_ == m.lambda_ and len(old.fit_history()) == 3
 
 
 @pytest.mark.parametrize('align', [a for a in ALIGNMENTS if a != 'lambda'])

@@ -15,14 +15,14 @@ from .train import Trainer
 
 # %% auto #0
 __all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
-           'HIGHER_IS_BETTER', 'ABLATIONS', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE', 'PUBLISHED',
-           'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'paired_data', 'make_paired',
-           'subsample', 'translate_test', 'translation_scores', 'mean_std', 'probe_scores', 'trajectory_figure',
-           'translation_rows', 'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate',
-           'score', 'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder',
-           'Recorder', 'unconditional_rows', 'load_results', 'collect', 'table_markdown', 'settings_line',
-           'run_markdown', 'report', 'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run',
-           'main_report']
+           'HIGHER_IS_BETTER', 'ABLATIONS', 'DIAGNOSTICS', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE',
+           'PUBLISHED', 'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'paired_data',
+           'make_paired', 'subsample', 'translate_test', 'translation_scores', 'mean_std', 'paired_comparison',
+           'probe_scores', 'trajectory_figure', 'fit_summary', 'translation_rows', 'trajectories_figure',
+           'train_windows', 'model_preset', 'make_model', 'generate', 'score', 'pool', 'samples_figure',
+           'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder', 'Recorder', 'unconditional_rows',
+           'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report', 'parse_value', 'run',
+           'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
 
 # %% ../nbs/16_experiments.ipynb #73b11401
 PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed package
@@ -96,15 +96,18 @@ def settings(preset:str='quick', # 'quick' or 'paper'
 # %% ../nbs/16_experiments.ipynb #753909a9
 LAMBDA_PRESETS = {
     'quick': dict(net='tiny', steps=300, batch_size=32, seq_len=64, split=(0.7, 0.3), n_trajectories=200, max_test=32, n_samples=4,
-                  nfe=20, fid_iters=50, pred_iters=200, device='cpu', torch_threads=1),
+                  nfe=20, fid_iters=50, pred_iters=200, seeds=(0,), device='cpu', torch_threads=1),
+    'medium': dict(net='quick', steps=3000, batch_size=64, seq_len=64, split=(0.7, 0.3), n_trajectories=1000, max_test=None, n_samples=8,
+                   nfe=50, fid_iters=200, pred_iters=2000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None),
     'paper': dict(net='paper', steps=None, batch_size=None, seq_len=128, split=(0.8, 0.1, 0.1), n_trajectories=1000, max_test=None,
-                  n_samples=10, nfe=None, fid_iters=None, pred_iters=5000, device=None, torch_threads=None),
+                  n_samples=10, nfe=None, fid_iters=None, pred_iters=5000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None),
 }
 SETTING_NOTES.update({
     'net': "PairedDiffusion preset: network, diffusion steps, default steps and batch", 'seq_len': 'window length L',
     'split': 'fractions of subjects (gait) or trajectories held out: (train, test) or (train, val, test)',
     'n_trajectories': 'simulated trajectories of Lorenz and the pendulum', 'n_samples': 'conditional samples per test window (their mean is the prediction)',
-    'nfe': 'DDIM network evaluations (None: the full DDPM chain)'})
+    'nfe': 'DDIM network evaluations (None: the full DDPM chain)',
+    'seeds': 'training seeds: every method is trained once per seed, and compared with the baseline seed by seed'})
 
 PAIRS = {'angles-moments': ('angles', 'moments'), 'angles-grf': ('angles', 'grf'), 'moments-grf': ('moments', 'grf')}
 SYSTEMS = ('lorenz', 'pendulum-regular', 'pendulum-chaotic')
@@ -184,6 +187,21 @@ def mean_std(values) -> tuple:
     v = np.asarray(values, np.float64)
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float('nan')
 
+def paired_comparison(a, # scores of the method, one per seed
+                      b, # scores of the baseline, same seeds in the same order
+                      higher_is_better:bool=False, # e.g. probe accuracies; MSE, FID and predictive score are lower-is-better
+                      confidence:float=0.95, # coverage of the t-interval
+                     ) -> dict:
+    "Paired by seed: mean and t-interval half width of a - b, and whether a is 'better', 'worse' or 'indistinguishable' from b."
+    from tsbridge_lambda.metrics import t_interval
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 1 or a.shape != b.shape or not len(a): raise ValueError(f"Need one score per seed for both, in the same order; got shapes {a.shape} and {b.shape}.")
+    mean, hw = t_interval(a - b, confidence)
+    if not math.isfinite(hw): verdict = 'undecided (one seed)'
+    elif abs(mean) <= hw: verdict = 'indistinguishable'
+    else: verdict = 'better' if (mean > 0) == higher_is_better else 'worse'
+    return dict(mean=mean, half_width=hw, verdict=verdict, seeds=len(a))
+
 def probe_scores(model, # a fitted PairedDiffusion
                  data, # its PairedData, with a label column in meta
                  label:str='speed', # the class of each window
@@ -216,6 +234,15 @@ def trajectory_figure(real, # true targets (N, L, C)
 # %% ../nbs/16_experiments.ipynb #b2c95c7f
 ABLATIONS = {'w/o L_con': dict(align='lambda', terms=('cov',)), 'w/o L_cov': dict(align='lambda', terms=('con',)),
              'LAMBDA': dict(align='lambda', terms=('con', 'cov'))}   # the rows of LAMBDA's Table 4
+DIAGNOSTICS = ('lambda', 'var_x', 'var_y', 'ratio_x', 'ratio_y', 'acc')   # fit-history columns summarised per run
+
+def fit_summary(model, # a fitted PairedDiffusion
+                tail:float=0.1, # fraction of the last steps averaged
+               ) -> dict:
+    "Mean of each of DIAGNOSTICS over the last steps of the fit history (those a run has)."
+    h = model.fit_history()
+    h = h.iloc[-max(1, int(len(h) * tail)):]
+    return {k: float(h[k].mean()) for k in DIAGNOSTICS if k in h and h[k].notna().any()}
 
 def translation_rows(rec, # the run's Recorder
                      table:str, # the paper's table
@@ -224,9 +251,11 @@ def translation_rows(rec, # the run's Recorder
                      s:dict, # LAMBDA settings
                      seeds=(0,), # training seeds
                      metrics=('mse', 'fid', 'predictive'),
+                     baseline:str='w/o align', # the variant every other one is compared with seed by seed (when present)
                     ) -> tuple:
     "Score every variant in both directions on one dataset; add the rows to `rec`; return (data, {(direction, method): (real, one sample per window)} of the first seed)."
-    data, scores, shown, encoders = paired_data(name, s), {}, {}, {}
+    from tsbridge_lambda.paired import fit_history_figure
+    data, scores, shown, encoders, diag, histories = paired_data(name, s), {}, {}, {}, {}, {}
     rec.note(f'{name}: {len(data.train.X)} training and {len(data.test.X)} test pairs of length {data.X.shape[1]}; X = {data.x_columns}, Y = {data.y_columns}')
     for method, cfg in variants.items():
         for seed in seeds:
@@ -236,8 +265,17 @@ def translation_rows(rec, # the run's Recorder
                 real, tr = translate_test(model, data, d, s, seed=seed)
                 for k, v in translation_scores(data, real, tr, d, s, metrics, seed=seed, encoders=encoders).items(): scores.setdefault((d, method, k), []).append(v)
                 if seed == seeds[0]: shown[d, method] = (real, tr.samples[0])
-            rec.note(f'{name}, {method}, seed {seed}: {time.time() - t0:.0f} s (learned lambda {model.lambda_:.3g})')
+            for k, v in fit_summary(model).items(): diag.setdefault((method, k), []).append(v)
+            if seed == seeds[0]: histories[method] = model.fit_history()
+            rec.note(f'{name}, {method}, seed {seed}: {time.time() - t0:.0f} s (lambda at the end {model.lambda_:.3g})')
     for (d, method, k), v in scores.items(): rec.add(table, f'{name} {DIRECTION_NAMES[d]}', method, k, *mean_std(v), seeds=len(v))
+    for (d, method, k), v in scores.items():
+        if baseline in variants and method != baseline:
+            c = paired_comparison(v, scores[d, baseline, k], k in HIGHER_IS_BETTER)
+            rec.add(f'{table} paired', f'{name} {DIRECTION_NAMES[d]}', f'{method} − {baseline}', k, c['mean'], c['half_width'],
+                    seeds=c['seeds'], verdict=c['verdict'])
+    for (method, k), v in diag.items(): rec.add(f'{table} diagnostics', name, method, k, *mean_std(v), seeds=len(v))
+    rec.figure(fit_history_figure(histories, title=f'{name}: fit histories, seed {seeds[0]}'), f'{name}_training.png')
     return data, shown
 
 def trajectories_figure(data, # the PairedData
@@ -734,24 +772,31 @@ def _collect(runs:list) -> pd.DataFrame:
             pub = PUBLISHED.get((r['paper'], row['table'], row['dataset'], row['method'], row['metric']), (np.nan, np.nan))
             recs.append(dict(experiment=r['experiment'], paper=r['paper'], table=row['table'], dataset=row['dataset'],
                              method=row['method'], metric=row['metric'], ours=row['mean'], ours_hw=row.get('half_width'),
-                             published=pub[0], published_hw=pub[1], preset=r['settings'].get('preset'),
+                             published=pub[0], published_hw=pub[1], verdict=row.get('verdict', ''), preset=r['settings'].get('preset'),
                              wall_seconds=r.get('wall_seconds'), run=str(Path(r['_path']).parent) if '_path' in r else ''))
     cols = ['experiment', 'paper', 'table', 'dataset', 'method', 'metric', 'ours', 'ours_hw', 'published', 'published_hw',
-            'preset', 'wall_seconds', 'run']
+            'verdict', 'preset', 'wall_seconds', 'run']
     return pd.DataFrame(recs, columns=cols).astype({'ours': float, 'ours_hw': float, 'published': float, 'published_hw': float})
 
 def table_markdown(df:pd.DataFrame, # rows of one table (a slice of `collect`)
                   ) -> str:
-    "A markdown table: one line per (dataset, method), for each metric our figure and the paper's side by side."
+    "A markdown table: one line per (dataset, method), for each metric our figure and the paper's side by side (and the verdicts of paired comparisons)."
     metrics = list(dict.fromkeys(df['metric']))
-    head = ['dataset', 'method'] + [f'{METRIC_NAMES.get(m, m)} {w}' for m in metrics for w in ('ours', 'paper')]
+    own = not any(k[:2] == (df['paper'].iloc[0], df['table'].iloc[0]) for k in PUBLISHED)     # a table of ours, e.g. '2 paired'
+    sides = ('ours',) if own else ('ours', 'paper')
+    verdicts = 'verdict' in df and df['verdict'].fillna('').astype(bool).any()
+    head = ['dataset', 'method'] + [f'{METRIC_NAMES.get(m, m)}' + (f' {w}' if not own else '') for m in metrics for w in sides]
+    head += ['verdict (95 %)'] if verdicts else []
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for (d, meth), g in df.groupby(['dataset', 'method'], sort=False):
         cells = [d, meth]
         for m in metrics:
             r = g[g['metric'] == m]
-            cells += [_fmt(r['ours'].iloc[0], r['ours_hw'].iloc[0]) if len(r) else '',
-                      _fmt(r['published'].iloc[0], r['published_hw'].iloc[0]) if len(r) else '']
+            cells += [_fmt(r['ours'].iloc[0], r['ours_hw'].iloc[0]) if len(r) else '']
+            if not own: cells += [_fmt(r['published'].iloc[0], r['published_hw'].iloc[0]) if len(r) else '']
+        if verdicts:
+            v = [(METRIC_NAMES.get(m, m), g.loc[g['metric'] == m, 'verdict'].iloc[0]) for m in metrics if (g['metric'] == m).any()]
+            cells += [v[0][1] if len(v) == 1 else '; '.join(f'{k}: {x}' for k, x in v)]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

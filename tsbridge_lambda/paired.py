@@ -4,6 +4,7 @@
 
 # %% ../nbs/14_paired.ipynb #6b3ffdb1
 from __future__ import annotations
+import math
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -20,9 +21,9 @@ from .data import MinMaxScaler
 from .align import Alignment, ALIGNMENTS
 
 # %% auto #0
-__all__ = ['PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'PAIRED_DATA', 'ConditionalDenoiser', 'PairedNet', 'paired_loss',
-           'Translation', 'PairedDiffusion', 'translate_series', 'translate_csv', 'load_pairs', 'add_paired_commands',
-           'run_paired_command']
+__all__ = ['PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'PAIRED_DATA', 'ConditionalDenoiser', 'PairedNet',
+           'encoder_parameters', 'paired_loss', 'Translation', 'PairedDiffusion', 'translate_series', 'translate_csv',
+           'load_pairs', 'add_paired_commands', 'run_paired_command', 'fit_history_figure']
 
 # %% ../nbs/14_paired.ipynb #9255d157
 class ConditionalDenoiser(DiffusionTS):
@@ -67,7 +68,9 @@ class ConditionalDenoiser(DiffusionTS):
 # %% ../nbs/14_paired.ipynb #f625d63b
 class PairedNet(nn.Module):
     "The two denoisers (either may be absent) and the alignment between their latents."
-    def __init__(self, cx:int, cy:int, seq_len:int, directions:tuple, align:Alignment, net:dict, seed:int=0):
+    def __init__(self, cx:int, cy:int, seq_len:int, directions:tuple, align:Alignment, net:dict, seed:int=0,
+                 align_scale:str|float='paper', # 'paper': the alignment's gradient into each encoder / (L C), as if L_den were eq. 3's squared norm
+                ):
         super().__init__()
         def make(c_out, c_in, s):
             with torch.random.fork_rng(devices=[]):
@@ -76,6 +79,8 @@ class PairedNet(nn.Module):
         self.den_x = make(cx, cy, 2 * seed + 1) if 'x|y' in directions else None     # p(X | Y)
         self.den_y = make(cy, cx, 2 * seed + 2) if 'y|x' in directions else None     # p(Y | X)
         self.align, self.cx, self.last_parts = align, cx, {}
+        k = {'x': 1 / (seq_len * cx), 'y': 1 / (seq_len * cy)} if align_scale == 'paper' else {'x': float(align_scale), 'y': float(align_scale)}
+        self.align_scale = k
     def clip_groups(self):
         "Parameter groups whose gradient norms are clipped separately (one per denoiser, then the rest)."
         groups = [list(m.parameters()) for m in (self.den_x, self.den_y, self.align) if m is not None]
@@ -86,27 +91,53 @@ def _step_generators(generator):
     k = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
     return [torch.Generator(device=generator.device).manual_seed(k + j) for j in range(3)]
 
+class _ScaleGrad(torch.autograd.Function):
+    "Identity forward; the gradient multiplied by k on the way back."
+    @staticmethod
+    def forward(ctx, x, k): ctx.k = k; return x.view_as(x)
+    @staticmethod
+    def backward(ctx, g): return g * ctx.k, None
+
+def encoder_parameters(den:ConditionalDenoiser) -> list:
+    "The parameters of h (input embedding, positions, time embedding, encoder blocks): those the alignment reaches."
+    return [p for m in (den.embed, den.time_embed, den.encoder) for p in m.parameters()] + [den.pos_enc]
+
+def _grad_norm(out, params):
+    g = torch.autograd.grad(out, params, retain_graph=True, allow_unused=True)
+    return float(torch.sqrt(sum((x.float() ** 2).sum() for x in g if x is not None)))
+
 def paired_loss(net:PairedNet, # the pair
                 batch:torch.Tensor, # (B, L, C_X + C_Y): X and Y stacked on the channel axis
                 generator:torch.Generator, # the trainer's generator
                 schedule:DDPMSchedule, # the discrete schedule
+                diagnose:bool=False, # also measure the gradient ratios on the encoders
+                adapt:bool=False, # and let an adaptive lambda take a step towards its target gradient share
                ) -> torch.Tensor:
     "Per-pair loss: the denoising MSEs of both directions plus the alignment term at the shared step."
     x0, y0 = batch[..., :net.cx], batch[..., net.cx:]
     gi, gx, gy = _step_generators(generator)
     i = torch.randint(schedule.n_steps, (len(batch),), generator=gi, device=gi.device)
     time = ddpm_time(i, schedule.n_steps).to(batch.device)
-    loss, Z, parts = batch.new_zeros(len(batch)), {}, {}
+    loss, Z, mses, parts = batch.new_zeros(len(batch)), {}, {}, {}
     for key, den, target, cond, g in (('x', net.den_x, x0, y0, gx), ('y', net.den_y, y0, x0, gy)):
         if den is None: continue
         noise = torch.randn(target.shape, generator=g, device=g.device).to(target)
         pred, Z[key] = den(schedule.q_sample(target, i.cpu(), noise), time, cond=cond, return_latent=True)
-        mse = (pred - target).pow(2).mean((1, 2))
-        loss, parts[f'mse_{key}'] = loss + mse, float(mse.mean().detach())
-    if len(Z) == 2 and net.align.kind != 'none':             # in float32 even under bfloat16 autocast: logits / tau and
-        with torch.autocast(batch.device.type, enabled=False):  # differences of covariances lose too much in bfloat16
-            term, p = net.align(Z['x'].float(), Z['y'].float())
-        loss = loss + term; parts.update(p)
+        mses[key] = (pred - target).pow(2).mean((1, 2))
+        loss, parts[f'mse_{key}'] = loss + mses[key], float(mses[key].mean().detach())
+    if len(Z) == 2:
+        parts.update(net.align.diagnostics(Z['x'].detach(), Z['y'].detach()))
+        if net.align.kind != 'none':                             # in float32 even under bfloat16 autocast: logits / tau and
+            with torch.autocast(batch.device.type, enabled=False):  # differences of covariances lose too much in bfloat16
+                zx, zy = (_ScaleGrad.apply(Z[k].float(), net.align_scale[k]) for k in 'xy')
+                term, p = net.align(zx, zy)
+            parts.update(p)
+            if diagnose and term.requires_grad:
+                for key, den in (('x', net.den_x), ('y', net.den_y)):
+                    enc = encoder_parameters(den)
+                    parts[f'ratio_{key}'] = _grad_norm(term, enc) / max(_grad_norm(mses[key].mean(), enc), 1e-30)
+                if adapt: net.align.adapt(math.sqrt(parts['ratio_x'] * parts['ratio_y']))
+            loss = loss + term
     net.last_parts = parts
     return loss
 
@@ -131,12 +162,18 @@ class PairedDiffusion:
     def __init__(self,
                  align:str='lambda', # 'lambda', 'none', 'simclr', 'barlow', 'vicreg' or 'mse'
                  preset:str='quick', # 'tiny', 'quick' or 'paper' (network, steps, batch, schedule)
-                 lam:float|str='learn', # 'learn' (uncertainty weighting) or a fixed weight (0: independent models)
+                 lam:float|str='adapt', # 'adapt' (gradient share held at grad_share), 'learn' (uncertainty weighting) or a fixed weight
                  terms:tuple=('con', 'cov'), # LAMBDA terms (ablations: ('con',) = without L_cov, ('cov',) = without L_con)
                  window:int|None=None, # S, alignment window (default max(2, L // 8))
                  stride:int|None=None, # window stride (default: window)
                  tau:float=0.1, # InfoNCE temperature
                  directions:tuple=DIRECTIONS, # train both directions, or one of them ('x|y' = p(X|Y))
+                 align_scale:str|float='paper', # 'paper': alignment gradient / (L C) per encoder (L_den as eq. 3's squared norm); a number: that factor
+                 cov_norm:str|None='trace', # L_cov on unit-trace window covariances ('trace') or as printed in eq. 5 (None)
+                 center:bool=True, # LAMBDA terms on latents centred per position over the batch (no positional shortcut)
+                 embed:str='mean', # window embedding of the InfoNCE: 'mean' (the window's mean latent) or 'flat' (its S*d numbers)
+                 grad_share:float=0.1, # lam='adapt': target ratio of alignment to denoising gradient norm on the encoders
+                 diag_every:int=10, # steps between gradient-ratio measurements (and lambda updates with lam='adapt')
                  **config, # overrides: n_steps, betas, steps, batch_size, lr, warmup, net (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the networks, not saved
                 ):
@@ -154,7 +191,11 @@ class PairedDiffusion:
         self.device = get_device(self.config.pop('device'))
         # how this machine runs the networks (bfloat16 autocast, torch.compile for sampling); not saved with the model
         self.precision, self.compile, self._compiled = precision, compile, {}
-        Alignment(align, lam=lam, terms=terms)                       # validate the alignment settings now
+        if align_scale != 'paper' and (isinstance(align_scale, (str, bool)) or not isinstance(align_scale, (int, float)) or not align_scale > 0):
+            raise ValueError(f"align_scale must be 'paper' or a positive number, got {align_scale!r}.")
+        if isinstance(diag_every, bool) or not isinstance(diag_every, int) or diag_every < 1: raise ValueError(f"diag_every must be a positive int, got {diag_every!r}.")
+        self.config.update(align_scale=align_scale, cov_norm=cov_norm, center=bool(center), embed=embed, grad_share=grad_share, diag_every=diag_every)
+        Alignment(align, lam=lam, terms=terms, cov_norm=cov_norm, embed=embed, grad_share=grad_share)   # validate the alignment settings now
         self.model_, self.x_scaler, self.y_scaler, self.shape_, self.history_, self.parts_ = None, None, None, None, [], []
         self.columns_ = None # (X column names, Y column names), when known
 
@@ -167,8 +208,9 @@ class PairedDiffusion:
         window = c['window'] or max(2, L // 8)
         with torch.random.fork_rng(devices=[]):                    # the projection head of simclr / barlow / vicreg
             torch.manual_seed(c['seed'] + 7919)
-            al = Alignment(c['align'], d_model=c['net']['d_model'], lam=c['lam'], window=window, stride=c['stride'], tau=c['tau'], terms=c['terms'])
-        self.net_ = PairedNet(cx, cy, L, c['directions'], al, c['net'], c['seed'])
+            al = Alignment(c['align'], d_model=c['net']['d_model'], lam=c['lam'], window=window, stride=c['stride'], tau=c['tau'], terms=c['terms'],
+                           cov_norm=c['cov_norm'], center=c['center'], embed=c['embed'], grad_share=c['grad_share'])
+        self.net_ = PairedNet(cx, cy, L, c['directions'], al, c['net'], c['seed'], c['align_scale'])
 
     @staticmethod
     def _check_pair(X, Y, shape=None):
@@ -198,7 +240,10 @@ class PairedDiffusion:
         data = torch.as_tensor(np.concatenate([self.x_scaler.transform(X), self.y_scaler.transform(Y)], -1), dtype=torch.float32)
         self._build()
         c, sch = self.config, self.schedule
-        trainer = Trainer(self.net_, lambda net, b, g: paired_loss(net, b, g, sch), data, batch_size=c['batch_size'], lr=c['lr'],
+        def loss_fn(net, batch, g):                    # diagnostics every diag_every steps; lambda adapts after the warm-up
+            diagnose = trainer.step % c['diag_every'] == 0
+            return paired_loss(net, batch, g, sch, diagnose, adapt=diagnose and trainer.step >= c['warmup'])
+        trainer = Trainer(self.net_, loss_fn, data, batch_size=c['batch_size'], lr=c['lr'],
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
                           distributed=False, precision=self.precision)
         if resume and checkpoint and Path(checkpoint).exists(): trainer.load_checkpoint(checkpoint)
@@ -282,6 +327,14 @@ class PairedDiffusion:
         z = den.encode(xt, ddpm_time(i, sch.n_steps).to(self.device))[0]
         return (z.mean(1) if pool == 'mean' else z).float().cpu().numpy()
 
+    def fit_history(self) -> 'pd.DataFrame':
+        "One row per training step: loss, both MSEs, alignment parts, lambda and the diagnostics (gradient ratios every diag_every steps, NaN between)."
+        import pandas as pd
+        self._check_fitted()
+        df = pd.DataFrame(self.parts_, index=pd.RangeIndex(1, len(self.parts_) + 1, name='step'))
+        if len(self.history_) == len(df): df.insert(0, 'loss', self.history_)
+        return df
+
     @property
     def lambda_(self) -> float:
         "The alignment weight now (0 for align='none')."
@@ -309,8 +362,9 @@ class PairedDiffusion:
         if not isinstance(state, dict) or state.get('format') != PAIRED_FORMAT:
             raise ValueError(f"{path} is not a PairedDiffusion model of format {PAIRED_FORMAT!r}; TimeBridge models load with TimeBridge.load.")
         c = dict(state['config'])
-        keys = ('align', 'preset', 'lam', 'terms', 'window', 'stride', 'tau', 'directions')
-        est = cls(**{k: c.pop(k) for k in keys}, **c, device=device, precision=precision, compile=compile)
+        keys = ('align', 'preset', 'lam', 'terms', 'window', 'stride', 'tau', 'directions', 'align_scale', 'cov_norm', 'center', 'embed', 'grad_share', 'diag_every')
+        legacy = dict(align_scale=1., cov_norm=None, center=False, embed='flat', grad_share=0.1, diag_every=10)  # files written before issue 18
+        est = cls(**{k: c.pop(k, legacy.get(k)) for k in keys}, **c, device=device, precision=precision, compile=compile)
         est.shape_ = (tuple(state['shape'][0]), int(state['shape'][1]))
         est.x_scaler, est.y_scaler = MinMaxScaler.from_dict(state['x_scaler']), MinMaxScaler.from_dict(state['y_scaler'])
         est.history_ = state['history'].tolist()
@@ -426,3 +480,27 @@ def run_paired_command(args) -> int:
         r = translate_csv(m, args.input, args.output, args.to, split(args.columns), args.bands, args.n_samples, args.nfe, args.seed, quiet)
         print(f"translated {r['rows']} rows of {r['input']} into {r['output']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
     return 0
+
+# %% ../nbs/14_paired.ipynb #5d0e7a21
+def fit_history_figure(histories:dict, # {name: PairedDiffusion.fit_history()}, e.g. {'none': ..., 'lambda': ...}
+                       smooth:int=20, # rolling mean over this many steps (the gradient ratios: over smooth // 5 measurements)
+                       title:str='', # figure title
+                      ):
+    "Four panels over the training steps: lambda, within-window latent variance of h_X (solid) and h_Y (dashed), gradient ratio, InfoNCE accuracy."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, 4, figsize=(13, 2.6))
+    roll = lambda v, k: v.rolling(max(1, k), min_periods=1).mean()
+    for i, (name, h) in enumerate(histories.items()):
+        c = f'C{i}'
+        if 'lambda' in h and h['lambda'].notna().any(): axs[0].plot(h['lambda'], color=c, label=name)
+        for k, ls in (('x', '-'), ('y', '--')):
+            if f'var_{k}' in h: axs[1].plot(roll(h[f'var_{k}'], smooth), color=c, ls=ls, label=name if k == 'x' else None)
+            if f'ratio_{k}' in h and h[f'ratio_{k}'].notna().any():
+                r = h[f'ratio_{k}'].dropna(); axs[2].plot(r.index, roll(r, smooth // 5), color=c, ls=ls)
+        if 'acc' in h: axs[3].plot(roll(h['acc'], smooth), color=c, label=name)
+    for ax, t in zip(axs, ('lambda', 'within-window variance of Z', '|grad align| / |grad den| (encoders)', 'InfoNCE top-1 accuracy')):
+        ax.set_title(t, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
+    axs[0].set_yscale('log'); axs[2].set_yscale('log'); axs[1].legend(fontsize=7, frameon=False)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
