@@ -206,7 +206,7 @@ class PyPOTSImputer:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{k} must be a positive whole number, got {v!r}.")
         self.name, self.steps, self.batch_size, self.n_samples, self.seed, self.device = model, steps, batch_size, n_samples, seed, device
         self.sizes = {**PYPOTS_SIZES[model], **sizes}
-        self.model_, self.scaler_, self.epochs_ = None, None, None
+        self.model_, self.scaler_, self.epochs_, self.shape_ = None, None, None, None
 
     def fit(self,
             train_set:dict, # {'X': (N, L, C)}, NaN = missing
@@ -216,7 +216,7 @@ class PyPOTSImputer:
         from tsbridge_lambda.data import MinMaxScaler
         X = _dataset_X(train_set, 'train_set')
         self.scaler_ = MinMaxScaler().fit(X)
-        self.epochs_ = max(1, math.ceil(self.steps * self.batch_size / len(X)))
+        self.epochs_, self.shape_ = max(1, math.ceil(self.steps * self.batch_size / len(X))), X.shape[1:]
         with quiet_pypots():
             from pypots import imputation
             cls = getattr(imputation, self.name)
@@ -229,7 +229,7 @@ class PyPOTSImputer:
     def impute(self, test_set:dict) -> np.ndarray:
         "Imputed series (N, L, C) in the units of the data; observed values exactly as given."
         if self.model_ is None: raise RuntimeError("This PyPOTSImputer is not fitted: call .fit(train_set) first.")
-        X = _dataset_X(test_set, 'test_set', n_features=self.scaler_.n_channels)
+        X = _dataset_X(test_set, 'test_set', *self.shape_)                # PyPOTS's networks take windows of the training length only
         data = {'X': self.scaler_.transform(X).astype(np.float32)}
         with quiet_pypots(), _seeded(self.seed + 1):
             if self.name == 'CSDI': out = np.median(self.model_.predict(data, n_sampling_times=self.n_samples)['imputation'], axis=1)
