@@ -47,7 +47,7 @@ setuptools.setup(
     python_requires='>=' + min_python,
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'mujoco': cfg.get('mujoco_requirements', '').split(),
-                    'docs': cfg.get('docs_requirements', '').split()},
+                    'docs': cfg.get('docs_requirements', '').split(), 'baselines': cfg.get('baselines_requirements', '').split()},
     entry_points={'console_scripts': scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )

@@ -169,3 +169,23 @@ def test_translation_scores_train_the_fid_encoder_once_per_seed_and_direction():
     assert spy.call_count == 1 and list(cache) == [(0, 'x|y')]                  # two methods, one encoder
     assert scores == [paired_fid(real, f, n_iters=10, seed=0, device='cpu', disable=True) for f in fakes]   # as if each trained its own
     assert scores[0] < scores[1]
+
+
+def test_medium_preset_has_every_setting_of_the_others():
+    assert set(ex.PRESETS['medium']) == set(ex.PRESETS['quick']) == set(ex.PRESETS['paper'])
+    s = ex.PRESETS['medium']
+    assert s['steps'] == 5000 and s['backbone'] is None and s['batch_size'] is None      # the dataset's network and batch
+
+
+def test_imputation_run_tiny_with_baselines(tmp_path):
+    "Issue 17: TimeBridge, linear interpolation and a PyPOTS baseline on the same masks, on both scales (etth only, tiny)."
+    pytest.importorskip('papermill')
+    from tsbridge_lambda.conditional import pypots_available
+    params = dict(datasets=['etth'], ratios=[0.5], steps=5, baseline_steps=2, baselines=['SAITS'],
+                  overrides={'max_train': 32, 'max_test': 4, 'repeats': 1, 'impute_samples': 2, 'sample_steps': 5},
+                  baseline_sizes={'SAITS': {'n_layers': 1, 'd_model': 16, 'n_heads': 2, 'd_k': 8, 'd_v': 8, 'd_ffn': 16}})
+    res = ex.run('timebridge_imputation', params, out=tmp_path / 'imp')
+    methods = {'TimeBridge', 'Linear interpolation'} | ({'SAITS'} if pypots_available() else set())
+    assert {(r['dataset'], r['method'], r['metric']) for r in res['rows']} == {('etth/50%', m, k) for m in methods
+                                                                               for k in ('mse', 'mae', 'mse_01', 'mae_01')}
+    assert any('SAITS' in n for n in res['notes']) and (tmp_path / 'imp' / 'etth_imputation.png').exists()

@@ -197,9 +197,9 @@ def test_imputation_errors_count_missing_entries_only():
     assert mae(target, pred, observed) == pytest.approx(2.0)
     pred2 = np.where(observed, np.nan, -1.0)                # NaN where observed is fine too
     assert mae(target, pred2, observed) == pytest.approx(1.0)
-    sc = MinMaxScaler().fit(np.array([[0.], [4.]]).repeat(2, 1))     # [0, 4] -> [-1, 1]: errors x 1/2
+    sc = MinMaxScaler().fit(np.array([[0.], [4.]]).repeat(2, 1))     # [0, 4] -> [0, 1] scale: errors x 1/4
     s = imputation_scores(target, pred, observed, sc)
-    assert s['mae'] == pytest.approx(2.0) and s['mae_normalised'] == pytest.approx(1.0) and s['mse_normalised'] == pytest.approx(1.0)
+    assert s['mae'] == pytest.approx(2.0) and s['mae_01'] == pytest.approx(0.5) and s['mse_01'] == pytest.approx(0.25)
 
 
 def test_imputation_errors_reject_bad_inputs():

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 # %% auto #0
 __all__ = ['EXPLICIT_ATTENTION_MAX', 'BACKBONE_PRESETS', 'TRAIN_PRESETS', 'sinusoid_frequencies', 'timestep_features',
            'TimeEmbedding', 'AdaLayerNorm', 'attend', 'Attention', 'EncoderBlock', 'poly_basis', 'TrendBlock',
-           'FourierSeason', 'AlongTime', 'DecoderBlock', 'Decomposition', 'DiffusionTS', 'make_backbone']
+           'FourierSeason', 'AlongTime', 'DecoderBlock', 'Decomposition', 'DiffusionTS', 'zero_output_',
+           'make_backbone']
 
 # %% ../nbs/06_backbone.ipynb #ff8783a7
 def sinusoid_frequencies(dim:int, # number of features; there are dim // 2 frequencies
@@ -331,6 +332,17 @@ class DiffusionTS(nn.Module):
         season = self.combine_season(season.transpose(1, 2)).transpose(1, 2)
         residual = res - res_mean
         return Decomposition(trend + season + residual, trend, season, residual)
+
+# %% ../nbs/06_backbone.ipynb #3c0f1a11
+def zero_output_(net:DiffusionTS, # the network to change in place
+                ) -> DiffusionTS:
+    "Zero the output heads of a `DiffusionTS` so that it returns exactly 0 until trained (in place; returns `net`)."
+    heads = [blk.trend.to_channels for blk in net.decoder] + [net.combine_level, net.combine_season, net.inverse]
+    with torch.no_grad():
+        for layer in heads:
+            for p in layer.parameters(): p.zero_()
+    return net
+
 
 # %% ../nbs/06_backbone.ipynb #8fb6db79
 BACKBONE_PRESETS = { # network sizes per dataset (SPEC §6; Diffusion-TS / TimeBridge configs), L = 24, 4 heads

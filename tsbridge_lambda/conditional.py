@@ -9,9 +9,11 @@ import numpy as np
 import torch
 from .core import check_series, make_generator
 from .priors import spline_fill
+import contextlib, importlib.util, logging, math, os, random, warnings
 
 # %% auto #0
-__all__ = ['Imputation', 'window_positions', 'impute_series', 'linear_interpolation', 'calibrated_impute']
+__all__ = ['PYPOTS_SIZES', 'Imputation', 'window_positions', 'impute_series', 'linear_interpolation', 'calibrated_impute',
+           'TimeBridgeImputer', 'pypots_available', 'quiet_pypots', 'PyPOTSImputer']
 
 # %% ../nbs/10_conditional.ipynb #53956486
 class Imputation(NamedTuple):
@@ -103,3 +105,133 @@ def calibrated_impute(model, # a fitted TimeBridge or GaussianDiffusion with tas
     res = model.impute(X, seed=seed, return_samples=return_samples, **kw)
     return res._replace(lower=np.where(missing, res.lower - q, res.lower).astype(res.lower.dtype),
                         upper=np.where(missing, res.upper + q, res.upper).astype(res.upper.dtype)), q
+
+# %% ../nbs/10_conditional.ipynb #ecc56ba0
+def _dataset_X(dataset, # a PyPOTS-style dict {'X': array (N, L, C), NaN = missing}
+               name:str, # the argument's name, for messages
+               n_steps:int|None=None, n_features:int|None=None, # expected L and C, if fixed
+              ) -> np.ndarray:
+    "The checked 'X' array (float64) of a PyPOTS-style dataset dictionary."
+    if not isinstance(dataset, dict) or 'X' not in dataset:
+        raise TypeError(f"{name} must be a dict with the key 'X' holding an (N, n_steps, n_features) array, NaN = missing "
+                        f"(PyPOTS's format); got {type(dataset).__name__}.")
+    if isinstance(dataset['X'], (str, os.PathLike)):
+        raise TypeError(f"{name}['X'] is a path; file inputs are not supported: load the array and pass {{'X': array}}.")
+    X = check_series(dataset['X'], f"{name}['X']", allow_nan=True, dtype=np.float64)
+    for what, want, got in (('n_steps', n_steps, X.shape[1]), ('n_features', n_features, X.shape[2])):
+        if want is not None and got != want: raise ValueError(f"{name}['X'] has {what} = {got}, but the imputer was made with {what}={want}.")
+    return X
+
+class TimeBridgeImputer:
+    "PyPOTS-style front end of `TimeBridge(task='impute')`: `fit(train_set)`, `impute(test_set)` on `{'X': array, NaN = missing}` dicts."
+    def __init__(self,
+                 n_steps:int|None=None, # window length L (PyPOTS's name); None: that of the training set
+                 n_features:int|None=None, # channels C; None: those of the training set
+                 n_samples:int=20, # imputations per series; `impute` returns their median
+                 seed:int|None=0, # seed of training and of the sampler
+                 disable:bool|None=True, # True: no progress bars
+                 **config, # TimeBridge settings: preset, mask, missing_ratio, steps, batch_size, device, ...
+                ):
+        from tsbridge_lambda.timebridge import TimeBridge
+        if n_samples < 1: raise ValueError(f"n_samples must be positive, got {n_samples}.")
+        self.n_steps, self.n_features, self.n_samples, self.seed, self.disable = n_steps, n_features, n_samples, seed, disable
+        self.model = TimeBridge(task='impute', seed=seed, **config)
+    def _X(self, dataset, name): return _dataset_X(dataset, name, self.n_steps, self.n_features)
+    def fit(self,
+            train_set:dict, # {'X': (N, L, C)}, NaN = never observed
+            val_set:dict|None=None, # accepted for PyPOTS compatibility, not used
+           ) -> 'TimeBridgeImputer':
+        "Train the bridge on the training windows."
+        self.model.fit(self._X(train_set, 'train_set'), disable=self.disable)
+        return self
+    def predict(self,
+                test_set:dict, # {'X': (N, T, C)}, NaN = to impute; T >= the training length
+                quantiles:tuple=(0.05, 0.95), # the band
+               ) -> dict:
+        "{'imputation': median, 'lower', 'upper'}, each (N, T, C); observed values exactly as given."
+        res = self.model.impute(_dataset_X(test_set, 'test_set', n_features=self.n_features), n_samples=self.n_samples,
+                                quantiles=quantiles, seed=self.seed, disable=self.disable)
+        return {'imputation': res.median, 'lower': res.lower, 'upper': res.upper}
+    def impute(self, test_set:dict) -> np.ndarray:
+        "The median imputation (N, T, C), as PyPOTS's `impute` returns it."
+        return self.predict(test_set)['imputation']
+
+# %% ../nbs/10_conditional.ipynb #1b73ffb5
+PYPOTS_SIZES = {   # network sizes of the baselines, PyPOTS's argument names (chosen here for a CPU budget, not tuned)
+    'SAITS': dict(n_layers=2, d_model=128, n_heads=4, d_k=32, d_v=32, d_ffn=128, dropout=0.1),
+    'CSDI': dict(n_layers=4, n_heads=8, n_channels=64, d_time_embedding=128, d_feature_embedding=16, d_diffusion_embedding=128,
+                 n_diffusion_steps=50),
+}
+
+def pypots_available() -> bool:
+    "Whether the optional `pypots` package is installed (`pip install 'tsbridge_lambda[baselines]'`)."
+    return importlib.util.find_spec('pypots') is not None
+
+@contextlib.contextmanager
+def quiet_pypots():
+    "Silence PyPOTS's import banner (stdout), its log messages below ERROR and its warnings."
+    with open(os.devnull, 'w', encoding='utf-8') as null, contextlib.redirect_stdout(null), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        from pypots.utils.logging import logger as log                 # PyPOTS's own logger (imported with the banner silenced)
+        drop = lambda record: record.levelno >= logging.ERROR           # a filter: PyPOTS resets the logger's level itself
+        log.addFilter(drop)
+        try: yield
+        finally: log.removeFilter(drop)
+
+@contextlib.contextmanager
+def _seeded(seed:int):
+    "Seed Python's, NumPy's and torch's global generators for the block, then restore their states."
+    py, npy = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+        try: yield
+        finally: random.setstate(py); np.random.set_state(npy)
+
+# %% ../nbs/10_conditional.ipynb #ddda5c67
+class PyPOTSImputer:
+    "PyPOTS's SAITS or CSDI behind the same dicts, with min-max scaling, a budget in optimiser steps, a seed and exact observed values."
+    def __init__(self,
+                 model:str='SAITS', # 'SAITS' or 'CSDI'
+                 steps:int=1000, # training budget in optimiser steps (whole epochs of the training set, rounded up)
+                 batch_size:int=32, # windows per step
+                 n_samples:int=1, # CSDI: draws per series, their median is returned (SAITS is deterministic)
+                 seed:int=0, # seed of PyPOTS's draws from the global generators (their state is restored)
+                 device:str='cpu', # where PyPOTS runs
+                 **sizes, # network hyper-parameters in PyPOTS's names (default: PYPOTS_SIZES[model])
+                ):
+        if model not in PYPOTS_SIZES: raise ValueError(f"model must be one of {list(PYPOTS_SIZES)}, got {model!r}.")
+        if not pypots_available():
+            raise ImportError(f"{model} comes from the optional package pypots: pip install 'tsbridge_lambda[baselines]' (or pip install pypots).")
+        for k, v in (('steps', steps), ('batch_size', batch_size), ('n_samples', n_samples)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1: raise ValueError(f"{k} must be a positive whole number, got {v!r}.")
+        self.name, self.steps, self.batch_size, self.n_samples, self.seed, self.device = model, steps, batch_size, n_samples, seed, device
+        self.sizes = {**PYPOTS_SIZES[model], **sizes}
+        self.model_, self.scaler_, self.epochs_, self.shape_ = None, None, None, None
+
+    def fit(self,
+            train_set:dict, # {'X': (N, L, C)}, NaN = missing
+            val_set:dict|None=None, # accepted for the same interface, not used (a fixed budget, no early stopping)
+           ) -> 'PyPOTSImputer':
+        "Fit the scaler and train the PyPOTS model for the budget."
+        from tsbridge_lambda.data import MinMaxScaler
+        X = _dataset_X(train_set, 'train_set')
+        self.scaler_ = MinMaxScaler().fit(X)
+        self.epochs_, self.shape_ = max(1, math.ceil(self.steps * self.batch_size / len(X))), X.shape[1:]
+        with quiet_pypots():
+            from pypots import imputation
+            cls = getattr(imputation, self.name)
+            with _seeded(self.seed):
+                self.model_ = cls(n_steps=X.shape[1], n_features=X.shape[2], batch_size=self.batch_size, epochs=self.epochs_,
+                                  device=self.device, verbose=False, model_saving_strategy=None, **self.sizes)
+                self.model_.fit({'X': self.scaler_.transform(X).astype(np.float32)})
+        return self
+
+    def impute(self, test_set:dict) -> np.ndarray:
+        "Imputed series (N, L, C) in the units of the data; observed values exactly as given."
+        if self.model_ is None: raise RuntimeError("This PyPOTSImputer is not fitted: call .fit(train_set) first.")
+        X = _dataset_X(test_set, 'test_set', *self.shape_)                # PyPOTS's networks take windows of the training length only
+        data = {'X': self.scaler_.transform(X).astype(np.float32)}
+        with quiet_pypots(), _seeded(self.seed + 1):
+            if self.name == 'CSDI': out = np.median(self.model_.predict(data, n_sampling_times=self.n_samples)['imputation'], axis=1)
+            else: out = self.model_.impute(data)
+        return np.where(np.isnan(X), self.scaler_.inverse_transform(np.asarray(out, np.float64)), X)

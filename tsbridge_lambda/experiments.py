@@ -62,6 +62,9 @@ PRESETS = {
     'quick': dict(steps=300, batch_size=32, accumulate=1, warmup=30, max_train=2000, n_eval=256, sample_steps=10, baseline_nfe=29, repeats=2, fid_iters=50,
                   disc_iters=200, pred_iters=200, n_generated=10000, impute_samples=5, max_test=128,
                   backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=32, n_heads=4), device='cpu', torch_threads=1, checkpoint_every=None),
+    'medium': dict(steps=5000, batch_size=None, accumulate=1, warmup=500, max_train=None, n_eval=1000, sample_steps=20, baseline_nfe=59, repeats=2, fid_iters=None,   # CPU hours
+                   disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=5, max_test=256, backbone=None, device='cpu', torch_threads=None,
+                   checkpoint_every=None),
     'paper': dict(steps=None, batch_size=None, accumulate=None, warmup=None, max_train=None, n_eval=None, sample_steps=40, baseline_nfe=None, repeats=5, fid_iters=None,
                   disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=100, max_test=None,
                   backbone=None, device=None, torch_threads=None, checkpoint_every=None),
@@ -78,7 +81,7 @@ SETTING_NOTES = {   # what each knob means, printed under every table
     'backbone': "network override (None: the dataset's preset)", 'device': 'None: CUDA when present',
     'torch_threads': "CPU threads (quick: 1, the machine is shared; None: torch's default)"}
 
-def settings(preset:str='quick', # 'quick' or 'paper'
+def settings(preset:str='quick', # 'quick', 'medium' (TimeBridge only) or 'paper'
              paper:str='timebridge', # whose presets: 'timebridge' (PRESETS) or 'lambda' (LAMBDA_PRESETS, below)
              **overrides, # any key of that preset; None keeps the preset's value
             ) -> dict:
@@ -341,7 +344,8 @@ def generate(model, # a fitted TimeBridge or GaussianDiffusion
     return model.sample(n, seed=seed, disable=True, batch_size=512, **kw)
 
 METRIC_NAMES = {'fid': 'FID', 'linear': 'Linear probe', 'nonlinear': 'Nonlinear probe', 'context_fid': 'Context-FID', 'correlational': 'Correlational', 'discriminative': 'Discriminative',
-                'predictive': 'Predictive', 'mse': 'MSE', 'mae': 'MAE', 'nfe': 'NFE', 'ms_per_sample': 'ms / sample'}
+                'predictive': 'Predictive', 'mse': 'MSE', 'mae': 'MAE', 'mse_01': 'MSE [0, 1]', 'mae_01': 'MAE [0, 1]',
+                'mse_e3': 'MSE ×1e3 [0, 1]', 'nfe': 'NFE', 'ms_per_sample': 'ms / sample'}
 
 def score(real, # real windows (N, L, C)
           fakes:dict, # {method: generated windows}

@@ -52,7 +52,7 @@ def reconstruction_loss(pred:torch.Tensor, # (N, L, C) estimate of x_0
     return out
 
 # %% ../nbs/07_loss.ipynb #e3f3e0b0
-def dmatching_loss(denoiser, # denoiser(x_t, t, x_T) -> estimate of x_0
+def dmatching_loss(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> estimate of x_0
                    bridge:VPBridge, # the bridge
                    x_0:torch.Tensor, # (N, L, C) data
                    x_T:torch.Tensor, # (N, L, C) prior samples or conditions
@@ -63,6 +63,8 @@ def dmatching_loss(denoiser, # denoiser(x_t, t, x_T) -> estimate of x_0
                    lambda_f:float|None=None, # Fourier weight; None: sqrt(L) / 5
                    t_eps:float=1e-4, # t ~ U(t_eps, T - t_eps)
                    mask:torch.Tensor|None=None, # optional bool (N, L, C), True = entries the loss counts (imputation: the missing ones)
+                   fixed:torch.Tensor|None=None, # optional bool (N, L, C), True = entries of x_t held at x_T (as the point-preserving sampler holds them)
+                   extra_args:dict|None=None, # passed to the denoiser as keyword arguments (e.g. the observation mask)
                   ) -> torch.Tensor:
     "Bridge D-matching loss, one value per sample (SPEC §6)."
     n = x_0.shape[0]
@@ -70,7 +72,8 @@ def dmatching_loss(denoiser, # denoiser(x_t, t, x_T) -> estimate of x_0
     t = (t_eps + (bridge.T - 2 * t_eps) * torch.rand(n, generator=generator, dtype=torch.float64, device=gdev)).to(x_0.device)
     noise = torch.randn(x_0.shape, generator=generator, dtype=x_0.dtype, device=gdev).to(x_0.device)
     x_t = bridge.sample_marginal(x_0, x_T, t, noise)
-    pred = denoiser(x_t, t.to(x_0.dtype), x_T)
+    if fixed is not None: x_t = torch.where(fixed, x_T, x_t)
+    pred = denoiser(x_t, t.to(x_0.dtype), x_T, **(extra_args or {}))
     if mask is not None: pred = torch.where(mask, pred, x_0)   # observed entries are given, not learned
     w = bridge_weight(bridge, t, sigma_data, weighting).to(x_0.dtype)
     return w * reconstruction_loss(pred, x_0, loss, lambda_f)

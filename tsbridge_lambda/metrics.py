@@ -258,13 +258,16 @@ def mae(target, # complete ground truth (N, L, C)
 def imputation_scores(target, # complete ground truth (N, L, C), original units
                       prediction, # imputed series (N, L, C), original units
                       observed, # boolean mask, True = observed
-                      scaler=None, # a fitted scaler with .transform (e.g. `Windows.scaler`) for normalised figures
+                      scaler=None, # a fitted min-max scaler (e.g. `Windows.scaler`): adds the [0, 1]-scale figures
+                      channels=None, # indices of the channels to score (None: all)
                      ) -> dict:
-    "MSE and MAE on the missing entries, in original units and (with `scaler`) in the scaler's normalised units."
-    out = {'mse': mse(target, prediction, observed), 'mae': mae(target, prediction, observed)}
+    "MSE and MAE on the missing entries: `mse`, `mae` in original units; with `scaler`, `mse_01`, `mae_01` on the [0, 1] scale."
+    sel = (lambda a: np.asarray(a)[..., list(channels)]) if channels is not None else np.asarray
+    out = {'mse': mse(sel(target), sel(prediction), sel(observed)), 'mae': mae(sel(target), sel(prediction), sel(observed))}
     if scaler is not None:
-        t, p = (np.asarray(scaler.transform(np.asarray(v, np.float64)), np.float64) for v in (target, prediction))
-        out.update(mse_normalised=mse(t, p, observed), mae_normalised=mae(t, p, observed))
+        lo, hi = getattr(scaler, 'feature_range', (0., 1.))
+        t, p = (sel((np.asarray(scaler.transform(np.asarray(v, np.float64)), np.float64) - lo) / (hi - lo)) for v in (target, prediction))
+        out.update(mse_01=mse(t, p, sel(observed)), mae_01=mae(t, p, sel(observed)))
     return out
 
 # %% ../nbs/12_metrics.ipynb #cf5adae3

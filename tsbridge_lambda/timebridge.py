@@ -13,14 +13,15 @@ from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
 from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
-from .backbone import make_backbone, BACKBONE_PRESETS, TRAIN_PRESETS
+from .backbone import make_backbone, zero_output_, BACKBONE_PRESETS, TRAIN_PRESETS
 from .loss import dmatching_loss, ddpm_loss, ddpm_time
 from .train import Trainer, is_main_process
 from .data import MinMaxScaler, trend, random_mask, geometric_mask, TREND_KINDS
 from .priors import spline_fill
 
 # %% auto #0
-__all__ = ['SIGMA_DATA', 'MODEL_FORMAT', 'PRIORS', 'TASKS', 'preset_settings', 'TimeBridge', 'GaussianDiffusion']
+__all__ = ['SIGMA_DATA', 'MODEL_FORMAT', 'PRIORS', 'PARAMETERIZATIONS', 'TASKS', 'preset_settings', 'TimeBridge',
+           'GaussianDiffusion']
 
 # %% ../nbs/09_timebridge.ipynb #8551f954
 SIGMA_DATA = {'sines': 0.5, 'stocks': 0.1, 'etth': 0.1, 'mujoco': 0.5, 'energy': 0.05, 'fmri': 0.5}
@@ -64,6 +65,7 @@ class _Estimator:
             raise TypeError(f"seed must be an int (or None for a random run), got {type(c['seed']).__name__}.")
 
     _sample_settings = ()                                          # keyword settings `sample` passes to the sampler
+    _legacy_config = {}                                            # values of settings a saved file predates (added to its config on load)
     _learns_gaps = False                                           # True: task='impute' training treats NaN as missing
     # -- model-specific hooks ------------------------------------------------------------------------------------
     @staticmethod
@@ -214,7 +216,7 @@ class _Estimator:
                              "program or another version of tsbridge_lambda; load it with that version, or fit and save the model again.")
         if state.get('kind') != cls._kind:
             raise ValueError(f"{path} holds a {state['kind']} model; load it with the matching class, not {cls.__name__}.")
-        config = dict(state['config']); preset = config.pop('preset')
+        config = {**cls._legacy_config, **state['config']}; preset = config.pop('preset')
         est = cls(preset=preset, **{**config, 'device': device, 'precision': precision, 'compile': compile})
         est.shape_, est.scaler, est.history_ = tuple(state['shape']), MinMaxScaler.from_dict(state['scaler']), state['history'].tolist()
         est._load_extra(state)
@@ -233,7 +235,8 @@ class TimeBridge(_Estimator):
                  **config, # overrides: trend ('linear'|'poly'|'butter'), mask ('random'|'geometric'), missing_ratio (a
                            # ratio or a (low, high) range drawn per batch), mean_missing_run; steps, batch_size, accumulate (micro-batches per step), patience, lr, warmup, beta_min, beta_d, sigma_data, eta, length_scale,
                            # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, clip_denoised,
-                           # condition_on_prior, schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every;
+                           # condition_on_prior, parameterization ('x0'|'residual'; default 'residual' for trend and impute),
+                           # condition_on_mask and hold_observed (impute; default True), schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the network, not saved
                 ):
         if isinstance(prior, str) and prior not in PRIORS: raise ValueError(f"prior must be one of {sorted(PRIORS)} or a Prior, got {prior!r}.")
@@ -247,13 +250,21 @@ class TimeBridge(_Estimator):
             raise ValueError(f"missing_ratio must be a fraction in (0, 1) or a range (low, high) inside it, got {r!r}.")
         if task != 'unconditional' and preset in SIGMA_DATA and 'beta_d' not in config:   # SPEC §2: conditional tasks
             c['beta_min'], c['beta_d'] = VP_PRESETS['conditional']
+        if c['parameterization'] is None: c['parameterization'] = 'x0' if task == 'unconditional' else 'residual'
+        if c['parameterization'] not in PARAMETERIZATIONS:
+            raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {c['parameterization']!r}.")
+        for k in ('condition_on_mask', 'hold_observed'):
+            if c[k] is None: c[k] = task == 'impute'
+            if c[k] and task != 'impute': raise ValueError(f"{k}=True needs task='impute' (there is no observation mask otherwise).")
         self._prior_obj = prior if isinstance(prior, Prior) else None
 
     @staticmethod
     def _defaults(): return dict(task='unconditional', trend='linear', mask='random', missing_ratio=(0.1, 0.9), mean_missing_run=3.,
                                  prior='gp', length_scale='mle', weighting='bridge', loss='l1', lambda_f=None, sample_steps=40,
-                                 churn=0.33, clip_denoised=1., condition_on_prior=True, schedule='vp', T=None, backbone=None, seed=0, device=None,
+                                 churn=0.33, clip_denoised=1., condition_on_prior=True, parameterization=None, condition_on_mask=None,
+                                 hold_observed=None, schedule='vp', T=None, backbone=None, seed=0, device=None,
                                  lr=8e-4, warmup=500, checkpoint_every=1000)
+    _legacy_config = dict(parameterization='x0', condition_on_mask=False, hold_observed=False)   # files saved before these settings
     @property
     def bridge(self):
         c = self.config
@@ -268,7 +279,9 @@ class TimeBridge(_Estimator):
     def _build(self, X_scaled):
         L, C = self.shape_
         if X_scaled is not None and self.config['task'] == 'unconditional': self.prior_ = self._make_prior().fit(X_scaled)
-        self.net_ = self._network(C, L, cond_channels=C if self.config['condition_on_prior'] else 0)
+        c = self.config
+        net = self._network(C, L, cond_channels=C * (int(c['condition_on_prior']) + int(c['condition_on_mask'])))
+        self.net_ = zero_output_(net) if c['parameterization'] == 'residual' else net
 
     def _training_data(self, X_scaled):
         "Trend conditioning trains on (x_0, trend(x_0)) pairs, stacked on a new axis 1."
@@ -285,13 +298,19 @@ class TimeBridge(_Estimator):
         return geometric_mask(shape, min(r, c['mean_missing_run'] / (1 + c['mean_missing_run'])), c['mean_missing_run'], seed + 1)
 
     def _denoiser(self, net):
-        cond = self.config['condition_on_prior']
-        return lambda x_t, t, x_T: net(x_t, t, cond=x_T if cond else None)
+        "D(x_t, t, x_T, observed=None) -> estimate of x_0: the network's inputs and skip path as configured (see above)."
+        c = self.config
+        prior, mask, residual = c['condition_on_prior'], c['condition_on_mask'], c['parameterization'] == 'residual'
+        def D(x_t, t, x_T, observed=None):
+            parts = ([x_T] if prior else []) + ([observed.to(x_t.dtype)] if mask else [])
+            out = net(x_t, t, cond=torch.cat(parts, -1) if parts else None)
+            return x_T + out if residual else out
+        return D
 
     def _loss_fn(self):
         c, bridge, prior = self.config, self.bridge, getattr(self, 'prior_', None)
         def loss_fn(model, batch, generator):
-            mask = None
+            mask, fixed, extra = None, None, None
             if c['task'] == 'unconditional':
                 x_0 = batch; x_T = prior.sample(len(x_0), generator, x_0.dtype, x_0.device)
             elif c['task'] == 'trend': x_0, x_T = batch[:, 0], batch[:, 1]
@@ -300,19 +319,21 @@ class TimeBridge(_Estimator):
                 observed = torch.as_tensor(self._draw_mask(tuple(batch.shape), generator), device=batch.device) & known
                 x_T = spline_fill(batch, observed)
                 x_0, mask = torch.where(known, batch, x_T), ~observed & known   # the loss counts hidden values that are known
+                fixed = observed if c['hold_observed'] else None               # x_t = x_T there, as in the point-preserving sampler
+                extra = {'observed': observed} if c['condition_on_mask'] else None
             return dmatching_loss(self._denoiser(model), bridge, x_0, x_T, generator, c['sigma_data'], c['weighting'], c['loss'],
-                                  c['lambda_f'], mask=mask)
+                                  c['lambda_f'], mask=mask, fixed=fixed, extra_args=extra)
         return loss_fn
 
-    def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, mask=None):
-        "Run the sampler from scaled x_T (mask: True = generate)."
+    def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, mask=None, observed=None):
+        "Run the sampler from scaled x_T (mask: True = generate; observed: the observation mask the network sees, task='impute')."
         c, bridge = self.config, self.bridge
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
             raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
         if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
         return sample_heun(self._denoiser(self._sampling_net()), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
                            bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
-                           clip_denoised=c['clip_denoised'])
+                           clip_denoised=c['clip_denoised'], extra_args={'observed': observed} if c['condition_on_mask'] else None)
 
     _sample_settings = ('steps', 'churn')
     _learns_gaps = True
@@ -326,7 +347,7 @@ class TimeBridge(_Estimator):
     def _from_trend(self, x_T, generator, disable, steps=None, churn=None): return self._bridge_sample(x_T, generator, disable, steps, churn)
     def _impute_window(self, w, observed, generator, disable, steps=None, churn=None):
         "One batch of windows (scaled, NaN = missing): the bridge from the linear spline, observed entries held fixed."
-        return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, mask=~observed)
+        return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, mask=~observed, observed=observed)
 
     def sample_from_trend(self,
                           trends, # (M, L, C) trend curves in your units (e.g. from `trend(x, kind)`)
@@ -356,6 +377,7 @@ class TimeBridge(_Estimator):
         if 'prior' in state: self.prior_ = Prior.from_state_dict(state['prior'])
 
 PRIORS = ('gp', 'data', 'gaussian')
+PARAMETERIZATIONS = ('x0', 'residual')
 TASKS = ('unconditional', 'trend', 'impute')
 
 # %% ../nbs/09_timebridge.ipynb #254ec389
