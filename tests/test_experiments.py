@@ -189,3 +189,18 @@ def test_imputation_run_tiny_with_baselines(tmp_path):
     assert {(r['dataset'], r['method'], r['metric']) for r in res['rows']} == {('etth/50%', m, k) for m in methods
                                                                                for k in ('mse', 'mae', 'mse_01', 'mae_01')}
     assert any('SAITS' in n for n in res['notes']) and (tmp_path / 'imp' / 'etth_imputation.png').exists()
+
+
+def test_imputation_run_resumes_without_recomputing(tmp_path):
+    "A finished imputation run re-run in its folder reads every model and imputation back: same table, no cache file rewritten."
+    pytest.importorskip('papermill')
+    params = dict(datasets=['etth'], ratios=[0.25, 0.5], steps=5, baselines=[],
+                  overrides={'max_train': 32, 'max_test': 4, 'repeats': 2, 'impute_samples': 2, 'sample_steps': 5, 'checkpoint_every': 2})
+    first = ex.run('timebridge_imputation', params, out=tmp_path / 'imp')
+    cache = tmp_path / 'imp' / 'cache'
+    kept = {f.name: f.stat().st_mtime_ns for f in cache.iterdir()}
+    assert sum(f.endswith('.npy') for f in kept) == 4 and 'etth-TimeBridge-all.model.pt' in kept     # 2 ratios x 2 mask draws
+    again = ex.run('timebridge_imputation', params, out=tmp_path / 'imp')
+    assert {f.name: f.stat().st_mtime_ns for f in cache.iterdir()} == kept
+    rows = lambda res: sorted((r['dataset'], r['method'], r['metric'], r['mean']) for r in res['rows'])
+    assert rows(again) == rows(first)
