@@ -151,6 +151,12 @@ def test_lambda_translation_rows_tiny(tmp_path):
     assert '| lorenz X given Y | LAMBDA |' in md and (tmp_path / 'lorenz.png').stat().st_size > 1000
     assert '### LAMBDA Table 2 paired' in md and 'verdict (95 %)' in md and '| lorenz X given Y | LAMBDA − w/o align |' in md
     assert (tmp_path / 'lorenz_training.png').stat().st_size > 1000
+    from unittest import mock                                              # a second run in the folder reads every model back
+    rec2 = ex.Recorder('lambda_tiny', 'lambda', {}, s, out=tmp_path)
+    with mock.patch.object(ex, 'make_paired', side_effect=AssertionError('retrained a finished model')):
+        _, shown2 = ex.translation_rows(rec2, '2', 'lorenz', {'w/o align': {'align': 'none'}, 'LAMBDA': {'align': 'lambda'}}, s, seeds=(0, 1), metrics=('mse',))
+    assert [(r['dataset'], r['method'], r['metric'], r['mean']) for r in rec2.rows] == [(r['dataset'], r['method'], r['metric'], r['mean']) for r in rec.rows]
+    assert np.array_equal(shown2['y|x', 'LAMBDA'][1], fake)
 
 
 def test_translation_scores_train_the_fid_encoder_once_per_seed_and_direction():

@@ -256,21 +256,35 @@ def translation_rows(rec, # the run's Recorder
                      metrics=('mse', 'fid', 'predictive'),
                      baseline:str='w/o align', # the variant every other one is compared with seed by seed (when present)
                     ) -> tuple:
-    "Score every variant in both directions on one dataset; add the rows to `rec`; return (data, {(direction, method): (real, one sample per window)} of the first seed)."
+    "Score every variant in both directions on one dataset (each model once per run folder: a resumed run reads finished ones back); add the rows to `rec`; return (data, {(direction, method): (real, one sample per window)} of the first seed)."
     from tsbridge_lambda.paired import fit_history_figure
     data, scores, shown, encoders, diag, histories = paired_data(name, s), {}, {}, {}, {}, {}
     rec.note(f'{name}: {len(data.train.X)} training and {len(data.test.X)} test pairs of length {data.X.shape[1]}; X = {data.x_columns}, Y = {data.y_columns}')
     for method, cfg in variants.items():
         for seed in seeds:
-            t0 = time.time()
-            model = make_paired(s=s, seed=seed, **cfg).fit(data.train.X, data.train.Y, disable=True)
+            key = f'{name}-{method}-seed{seed}'
+            def run():                                   # one model: fit, translate both ways, score; kept in the run folder
+                model = make_paired(s=s, seed=seed, **cfg).fit(data.train.X, data.train.Y, disable=True)
+                out = dict(scores={}, diag=fit_summary(model), lam=float(model.lambda_))
+                for d in DIRECTION_NAMES:
+                    real, tr = translate_test(model, data, d, s, seed=seed)
+                    out['scores'][d] = translation_scores(data, real, tr, d, s, metrics, seed=seed, encoders=encoders)
+                    if seed == seeds[0]: rec.array(f'{key}-{d}.real', lambda: real); rec.array(f'{key}-{d}.sample', lambda: tr.samples[0])
+                if seed == seeds[0]:
+                    h = model.fit_history(); out['history_columns'] = list(h.columns)
+                    rec.array(f'{key}.history', lambda: h.to_numpy(np.float64))
+                return out
+            r = rec.cached(key, run)
+            v = r['value']
             for d in DIRECTION_NAMES:
-                real, tr = translate_test(model, data, d, s, seed=seed)
-                for k, v in translation_scores(data, real, tr, d, s, metrics, seed=seed, encoders=encoders).items(): scores.setdefault((d, method, k), []).append(v)
-                if seed == seeds[0]: shown[d, method] = (real, tr.samples[0])
-            for k, v in fit_summary(model).items(): diag.setdefault((method, k), []).append(v)
-            if seed == seeds[0]: histories[method] = model.fit_history()
-            rec.note(f'{name}, {method}, seed {seed}: {time.time() - t0:.0f} s (lambda at the end {model.lambda_:.3g})')
+                for k, x in v['scores'][d].items(): scores.setdefault((d, method, k), []).append(x)
+                if seed == seeds[0]: shown[d, method] = (rec.array(f'{key}-{d}.real', None)[0], rec.array(f'{key}-{d}.sample', None)[0])
+            for k, x in v['diag'].items(): diag.setdefault((method, k), []).append(x)
+            if seed == seeds[0]:
+                h = rec.array(f'{key}.history', None)[0]
+                histories[method] = pd.DataFrame(h, columns=v['history_columns'], index=pd.RangeIndex(1, len(h) + 1, name='step'))
+            rec.note(f"{name}, {method}, seed {seed}: {r['seconds']:.0f} s, load {r['load_average']} (lambda at the end {v['lam']:.3g})")
+            rec.save()
     for (d, method, k), v in scores.items(): rec.add(table, f'{name} {DIRECTION_NAMES[d]}', method, k, *mean_std(v), seeds=len(v))
     for (d, method, k), v in scores.items():
         if baseline in variants and method != baseline:
