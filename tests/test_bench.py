@@ -89,3 +89,45 @@ def test_bench_cli_json_keys():
     assert all(len(k.split('.')) == 4 for k in b['results']) and {'fwd_bwd.sines.backbone', 'fwd_bwd.etth.backbone'} <= set(b['load'])
     assert {'torch', 'threads', 'device', 'cpus'} <= set(b['machine'])
     assert 'fwd_bwd' in format_table(b)
+
+# -- tsbl bench --compare: the argument checks and the table, without a clone of the published code ---------------
+import tsbridge_lambda.bench as B
+
+def _fake_checkout(root, config='model:\n  params:\n    seq_length: 24\n    feature_size: 5\n'):
+    for f in B.PUBLISHED_FILES: (root / f).parent.mkdir(parents=True, exist_ok=True); (root / f).touch()
+    (root / 'Config').mkdir(); (root / 'Config' / 'sines.yaml').write_text(config)
+    return root
+
+def test_compare_refuses_a_folder_that_is_not_a_checkout(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'not a checkout of the published TimeBridge code: it has no main.py.*git clone'):
+        B.compare_published(tmp_path)
+    with pytest.raises(FileNotFoundError, match='is not a folder'): B.compare_published(tmp_path / 'nowhere')
+    _fake_checkout(tmp_path)
+    with pytest.raises(ValueError, match=r'no Config/etth.yaml; it has configs for: sines'): B.compare_published(tmp_path, 'etth')
+    with pytest.raises(ValueError, match='steps must be a whole number'): B.compare_published(tmp_path, steps=0)
+    with pytest.raises(FileNotFoundError, match='not a checkout'): main(['bench', '--compare', str(tmp_path / 'Config')])
+    with pytest.raises(ValueError, match='--windows sets up --compare PATH'): main(['bench', '--windows', '8'])
+
+def test_compare_names_the_packages_to_install(monkeypatch):
+    assert B.missing_modules(['json', 'no_such_module_tsbl']) == ['no_such_module_tsbl']     # looked up in a fresh interpreter
+    monkeypatch.setattr(B, 'missing_modules', lambda mods, python=None: ['ema_pytorch', 'yaml', 'numba'])
+    with pytest.raises(RuntimeError, match='needs ema-pytorch, pyyaml to train and sample.*pip install ema-pytorch pyyaml'):
+        B.check_published_packages(stub_unused=True)
+    monkeypatch.setattr(B, 'missing_modules', lambda mods, python=None: ['statsmodels', 'numba'])
+    with pytest.raises(RuntimeError, match='pip install statsmodels numba, or pass --stub-unused'): B.check_published_packages()
+    assert B.check_published_packages(stub_unused=True) == ['statsmodels', 'numba']
+
+def test_compare_table_from_fake_timings(tmp_path):
+    _fake_checkout(tmp_path)
+    seen = []
+    def fake(side, spec):
+        seen.append((side, spec['threads'], np.load(spec['data']).shape))
+        wps, ms = (500., 50.) if side == 'published' else (1000., 20.)
+        return {'train': {'windows_per_s': wps, 's_per_step': 0.5, 'steps': 2, 'warmup': 1, 'batch': 256, 'load': [1.5, 1.75]},
+                'sample': {'ms_per_window': ms, 'n': 8, 'repeats': 1, 'nfe': 119.0, 'load': [1.75, 2.0]}}
+    r = B.compare_published(tmp_path, steps=2, warmup=1, n=8, threads=1, device='cpu', n_train=32, run=fake)
+    assert seen == [('published', 1, (32, 24, 5)), ('ours', 1, (32, 24, 5))]      # one after the other, same data and threads
+    assert r['speedup'] == {'train': 2.0, 'sample': 2.5} and r['format'] == B.COMPARE_FORMAT
+    table = B.format_compare(r)
+    assert 'training windows/s' in table and '2.00x' in table and '2.50x' in table and '1.50-1.75' in table
+    json.dumps(r)                                                                   # --json / --out can write it
