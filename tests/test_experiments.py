@@ -148,6 +148,7 @@ def test_lambda_translation_rows_tiny(tmp_path):
     df = ex.collect(tmp_path)
     assert df.loc[(df.dataset == 'lorenz Y given X') & (df.method == 'LAMBDA') & (df.metric == 'mse'), 'published'].item() == 0.004
     md = ex.run_markdown(res)
+    assert 'Partial run' not in md and 'Partial run' in ex.run_markdown({**res, 'complete': False})
     assert '| lorenz X given Y | LAMBDA |' in md and (tmp_path / 'lorenz.png').stat().st_size > 1000
     assert '### LAMBDA Table 2 paired' in md and 'verdict (95 %)' in md and '| lorenz X given Y | LAMBDA − w/o align |' in md
     assert (tmp_path / 'lorenz_training.png').stat().st_size > 1000

@@ -832,6 +832,8 @@ def run_markdown(r:dict) -> str:
     "The markdown of one run: its tables beside the paper's and its settings."
     df = _collect([r])
     parts = [f"## {r['experiment']}", '']
+    if r.get('complete') is False:   # written after each finished row; the run stopped (or is still going) before its end
+        parts += ['**Partial run**: the rows below are those finished when it stopped; re-running the same command continues it.', '']
     for t, g in df.groupby('table', sort=False):
         parts += [f"### {PAPERS.get(r['paper'], r['paper'])} Table {t}", '', table_markdown(g), '']
     parts += [settings_line(r), ''] + [f'- {n}' for n in r.get('notes', [])]
