@@ -284,7 +284,6 @@ def translation_rows(rec, # the run's Recorder
                 h = rec.array(f'{key}.history', None)[0]
                 histories[method] = pd.DataFrame(h, columns=v['history_columns'], index=pd.RangeIndex(1, len(h) + 1, name='step'))
             rec.note(f"{name}, {method}, seed {seed}: {r['seconds']:.0f} s, load {r['load_average']} (lambda at the end {v['lam']:.3g})")
-            rec.save()
     for (d, method, k), v in scores.items(): rec.add(table, f'{name} {DIRECTION_NAMES[d]}', method, k, *mean_std(v), seeds=len(v))
     for (d, method, k), v in scores.items():
         if baseline in variants and method != baseline:
