@@ -332,11 +332,6 @@ def _clock(cuda):
         return time.perf_counter()
     return clock
 
-def _load():
-    import os
-    try: return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError): return None
-
 def _train_summary(stamps, # clock after each optimiser step
                    warmup, # steps dropped (>= 1: the first timed step starts at the end of the last of them)
                    batch, # windows per optimiser step
@@ -355,14 +350,14 @@ def _time_sampling(sample, # sample(n) draws n windows
     "Milliseconds per window of `sample(n)` (median of `repeats`, after a 64-window warm-up) and the measured NFE."
     import statistics
     sample(min(n, 64))
-    seen, times, load = [], [], [_load()]
+    seen, times, load = [], [], [load_average()]
     hook = net.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
     try:
         for _ in range(repeats):
             t0 = clock(); sample(n); times.append(clock() - t0)
     finally: hook.remove()
     return {'ms_per_window': 1e3 * statistics.median(times) / n, 'n': n, 'repeats': repeats,
-            'nfe': sum(seen) / (n * repeats), 'load': load + [_load()]}
+            'nfe': sum(seen) / (n * repeats), 'load': load + [load_average()]}
 
 # %% ../nbs/15_bench.ipynb #6e9c3200
 PUBLISHED_SETTINGS = {   # main.py's command-line values where they shape the computation (README: unconditional generation)
@@ -415,10 +410,10 @@ def _published_side(spec:dict, # checkout path, preset, data file, steps, warmup
     trainer = Trainer(config=config, args=args, model=model, dataloader={'dataloader': loader, 'dataset': Windows()}, logger=None)
     clock, stamps = _clock(spec['device'] == 'cuda'), []
     trainer.opt.register_step_post_hook(lambda *a: stamps.append(clock()))
-    load = [_load()]
+    load = [load_average()]
     trainer.train()
     batch = config['dataloader']['batch_size'] * config['solver']['gradient_accumulate_every']
-    train = _train_summary(stamps, spec['warmup'], batch, load + [_load()])
+    train = _train_summary(stamps, spec['warmup'], batch, load + [load_average()])
     ema, chunk = trainer.ema.ema_model, spec['sample_chunk']
     def sample(n):
         for i in range(0, n, chunk): ema.generate_mts(batch_size=min(chunk, n - i), prior_info=trainer.saved_prior)
@@ -435,16 +430,16 @@ def _our_side(spec:dict, # preset, data file, steps, warmup, n, repeats, threads
     from tsbridge_lambda.timebridge import TimeBridge
     X = np.load(spec['data'])
     clock, stamps = _clock(spec['device'] == 'cuda'), []
-    est, load = TimeBridge(prior='gp', preset=spec['preset'], device=spec['device'], seed=0), [_load()]
+    est, load = TimeBridge(prior='gp', preset=spec['preset'], device=spec['device'], seed=0), [load_average()]
     est.fit(X, steps=spec['warmup'] + spec['steps'], disable=True, callback=lambda info: stamps.append(clock()))
-    train = _train_summary(stamps, spec['warmup'], est.trainer_.batch_size * est.trainer_.accumulate, load + [_load()])
+    train = _train_summary(stamps, spec['warmup'], est.trainer_.batch_size * est.trainer_.accumulate, load + [load_average()])
     sample = lambda n: est.sample(n, seed=0, disable=True)
     return {'train': train, 'sample': _time_sampling(sample, est.model_, spec['n'], spec['repeats'], clock),
             'threads': torch.get_num_threads(), 'device': str(est.device), 'torch': torch.__version__,
             'package': os.path.dirname(tsbridge_lambda.__file__)}
 
 # %% ../nbs/15_bench.ipynb #ed7064a0
-_SIDE_HELPERS = (_clock, _load, _train_summary, _time_sampling, _stand_in)
+_SIDE_HELPERS = (load_average, _clock, _train_summary, _time_sampling, _stand_in)
 
 def run_side(side:str, # 'published' or 'ours'
              spec:dict, # JSON-ready settings for the side
@@ -456,7 +451,7 @@ def run_side(side:str, # 'published' or 'ours'
     if side not in sides: raise ValueError(f"side must be one of {sorted(sides)}, got {side!r}.")
     fn = sides[side]
     src = '\n\n'.join(textwrap.dedent(inspect.getsource(f)) for f in (*_SIDE_HELPERS, fn))
-    src = f"import json, sys\n{src}\n\njson.dump({fn.__name__}(json.loads(sys.argv[1])), open(sys.argv[2], 'w'))\n"
+    src = f"import json, os, sys\n{src}\n\njson.dump({fn.__name__}(json.loads(sys.argv[1])), open(sys.argv[2], 'w'))\n"
     env = {**os.environ, 'OMP_NUM_THREADS': str(spec['threads']), 'MKL_NUM_THREADS': str(spec['threads'])}
     if spec['device'] == 'cpu': env['CUDA_VISIBLE_DEVICES'] = ''
     if side == 'published': env['PYTHONDONTWRITEBYTECODE'] = '1'              # no __pycache__ folders in the clone
