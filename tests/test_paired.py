@@ -58,8 +58,8 @@ def lorenz():
 
 def test_lambda_zero_is_two_independent_models(lorenz):
     tr = lorenz.train
-    both = PairedDiffusion('none', preset='tiny', steps=15).fit(tr.X, tr.Y, disable=True)
-    alone = PairedDiffusion('none', preset='tiny', steps=15, directions=('y|x',)).fit(tr.X, tr.Y, disable=True)
+    both = PairedDiffusion('none', preset='tiny', steps=15, threads=None).fit(tr.X, tr.Y, disable=True)
+    alone = PairedDiffusion('none', preset='tiny', steps=15, directions=('y|x',), threads=None).fit(tr.X, tr.Y, disable=True)
     s1, s2 = both.trainer_.model.den_y.state_dict(), alone.trainer_.model.den_y.state_dict()
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     aligned = PairedDiffusion('lambda', preset='tiny', steps=15).fit(tr.X, tr.Y, disable=True)
@@ -83,7 +83,7 @@ def test_alignment_keeps_latent_variance(lorenz):
 
 def test_fit_history_diagnostics_leave_training_alone(lorenz):
     tr = lorenz.train
-    run = lambda every: PairedDiffusion('lambda', preset='tiny', steps=12, lam=0.5, diag_every=every).fit(tr.X, tr.Y, disable=True)
+    run = lambda every: PairedDiffusion('lambda', preset='tiny', steps=12, lam=0.5, diag_every=every, threads=None).fit(tr.X, tr.Y, disable=True)
     a, b = run(1), run(100)
     sa, sb = a.trainer_.model.state_dict(), b.trainer_.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)                     # gradient ratios measured every step change nothing

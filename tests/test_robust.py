@@ -50,7 +50,7 @@ def test_torchrun_two_processes_match_one_process(toy_csv, tmp_path):
     assert r.stdout.count('fitted TimeBridge') == 1                        # only rank 0 reports
     assert sorted(p.name for p in tmp_path.iterdir()) == ['ck.pt', 'ddp.pt']   # only rank 0 writes; no temporary file left
     X = load_windows(str(toy_csv), 24)
-    one = TimeBridge(**{**TINY, 'warmup': 500}).fit(X, steps=steps, disable=True)   # the CLI keeps the preset's warm-up
+    one = TimeBridge(**{**TINY, 'warmup': 500}, threads=None).fit(X, steps=steps, disable=True)   # the CLI keeps the preset's warm-up
     ck = Trainer.read_checkpoint(tmp_path / 'ck.pt')
     np.testing.assert_allclose(ck['history'].numpy(), one.history_, rtol=1e-5)
     a, b = _without_key_biases(ck['model']), _without_key_biases(one.trainer_.model.state_dict())
@@ -80,7 +80,7 @@ def slow_save(obj, f, *args, **kw):                 # write the checkpoint of st
     if isinstance(obj, dict) and obj.get('format') == CHECKPOINT_FORMAT and obj['step'] == pause_at:
         f.flush(); print('PAUSED', flush=True); time.sleep(120)
 torch.save = slow_save
-TimeBridge(preset='tiny', batch_size=8, warmup=5, seed=0, device='cpu', checkpoint_every=5).fit(X, steps=20, checkpoint=ck, disable=True)
+TimeBridge(preset='tiny', batch_size=8, warmup=5, seed=0, device='cpu', checkpoint_every=5, threads=None).fit(X, steps=20, checkpoint=ck, disable=True)
 '''
 
 
@@ -99,8 +99,8 @@ def test_sigkill_inside_checkpoint_write_then_resume_is_exact(tmp_path):
     finally:
         p.kill(); p.wait(timeout=30); p.stdout.close(); p.stderr.close()
     assert Trainer.read_checkpoint(ck)['step'] == 5                       # the previous checkpoint, intact
-    full = TimeBridge(preset='tiny', batch_size=8, warmup=5, seed=0, device='cpu').fit(X, steps=20, disable=True)
-    resumed = TimeBridge(preset='tiny', batch_size=8, warmup=5, seed=0, device='cpu', checkpoint_every=5).fit(
+    full = TimeBridge(preset='tiny', batch_size=8, warmup=5, seed=0, device='cpu', threads=None).fit(X, steps=20, disable=True)
+    resumed = TimeBridge(preset='tiny', batch_size=8, warmup=5, seed=0, device='cpu', checkpoint_every=5, threads=None).fit(
         X, steps=20, checkpoint=ck, resume=True, disable=True)
     assert [q.name for q in run.iterdir()] == ['ck.pt']                   # the killed writer's temporary file is gone
     assert resumed.history_ == full.history_
@@ -111,7 +111,8 @@ def test_sigkill_inside_checkpoint_write_then_resume_is_exact(tmp_path):
 def test_sigterm_saves_a_checkpoint_and_writes_no_model(toy_csv, tmp_path):
     "tsbl fit gets SIGTERM mid-training: it finishes the step, checkpoints, exits with 128 + 15, and the resumed run is exact."
     args = ['fit', str(toy_csv), '--preset', 'tiny', '--batch-size', '8', '--device', 'cpu', '--quiet', '--checkpoint', str(tmp_path / 'ck.pt')]
-    original = signal.getsignal(signal.SIGTERM)
+    original, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
+    torch.set_num_threads(1)                         # one thread throughout: the runs compared bit for bit cannot differ in thread count
     def terminate_when_training():                                       # only once the trainer's handler is in place
         while signal.getsignal(signal.SIGTERM) is original: time.sleep(0.005)
         time.sleep(0.2); os.kill(os.getpid(), signal.SIGTERM)
@@ -124,6 +125,7 @@ def test_sigterm_saves_a_checkpoint_and_writes_no_model(toy_csv, tmp_path):
     assert main(args + ['--out', str(tmp_path / 'm.pt'), '--steps', str(k + 3), '--resume']) == 0
     X = load_windows(str(toy_csv), 24)
     full = TimeBridge(preset='tiny', batch_size=8, seed=0, device='cpu').fit(X, steps=k + 3, disable=True)
+    torch.set_num_threads(threads)
     assert TimeBridge.load(tmp_path / 'm.pt').history_ == full.history_
 
 

@@ -54,12 +54,14 @@ def at_precision(net, # a network or any function returning a tensor
         with autocast(device, precision): return net(*args, **kwargs).float()
     return run
 
-def pop_runtime_settings(config:dict, # an estimator's keyword settings; 'precision' and 'compile' are removed from it
+def pop_runtime_settings(config:dict, # an estimator's keyword settings; 'precision', 'compile' and 'threads' are removed from it
                         ) -> tuple:
-    "The (precision, compile) settings of an estimator, validated: how the machine runs the network, never saved with it."
+    "The (precision, compile, threads) settings of an estimator, validated: how the machine runs the network, never saved with it."
     precision, compile = config.pop('precision', None) or 'fp32', config.pop('compile', False)
+    threads = config.pop('threads', 'auto')            # training on CPU: follow the free cores ('auto') or keep torch's count (None)
     if not isinstance(compile, bool): raise TypeError(f"compile must be True or False, got {compile!r}.")
-    return check_precision(precision), compile
+    if threads not in ('auto', None): raise ValueError(f"threads must be 'auto' (follow the free cores) or None (keep torch's thread count), got {threads!r}.")
+    return check_precision(precision), compile, threads
 
 # %% ../nbs/00_core.ipynb #b47689b5
 class Compiled:

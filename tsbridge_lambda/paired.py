@@ -183,14 +183,14 @@ class PairedDiffusion:
         if not directions or not set(directions) <= set(DIRECTIONS): raise ValueError(f"directions must be a subset of {DIRECTIONS}, got {directions!r}.")
         if len(directions) < 2 and align != 'none': raise ValueError("Alignment needs both directions; use align='none' to train one direction.")
         base = dict(PAIRED_PRESETS[preset], betas='cosine', seed=0, device=None, checkpoint_every=1000)
-        precision, compile = pop_runtime_settings(config)
+        precision, compile, threads = pop_runtime_settings(config)
         unknown = set(config) - set(base)
         if unknown: raise TypeError(f"PairedDiffusion got unknown settings {sorted(unknown)}; see help(PairedDiffusion).")
         self.config = {**base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset, 'align': align, 'lam': lam,
                        'terms': tuple(terms), 'window': window, 'stride': stride, 'tau': tau, 'directions': directions}
         self.device = get_device(self.config.pop('device'))
         # how this machine runs the networks (bfloat16 autocast, torch.compile for sampling); not saved with the model
-        self.precision, self.compile, self._compiled = precision, compile, {}
+        self.precision, self.compile, self.threads, self._compiled = precision, compile, threads, {}
         if align_scale != 'paper' and (isinstance(align_scale, (str, bool)) or not isinstance(align_scale, (int, float)) or not align_scale > 0):
             raise ValueError(f"align_scale must be 'paper' or a positive number, got {align_scale!r}.")
         if isinstance(diag_every, bool) or not isinstance(diag_every, int) or diag_every < 1: raise ValueError(f"diag_every must be a positive int, got {diag_every!r}.")
@@ -245,7 +245,7 @@ class PairedDiffusion:
             return paired_loss(net, batch, g, sch, diagnose, adapt=diagnose and trainer.step >= c['warmup'])
         trainer = Trainer(self.net_, loss_fn, data, batch_size=c['batch_size'], lr=c['lr'],
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
-                          distributed=False, precision=self.precision)
+                          distributed=False, precision=self.precision, threads=self.threads)
         if resume and checkpoint and Path(checkpoint).exists(): trainer.load_checkpoint(checkpoint)
         def cb(info):
             self.parts_.append(dict(trainer.model.last_parts))

@@ -42,13 +42,13 @@ class _Estimator:
     _kind = None
     def __init__(self, preset, **config):
         base = preset_settings(preset)
-        precision, compile = pop_runtime_settings(config)  # how this machine runs the network; not part of the model (not saved)
+        precision, compile, threads = pop_runtime_settings(config)  # how this machine runs the network; not part of the model (not saved)
         unknown = set(config) - set(self._defaults()) - set(base)
         if unknown: raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; see help({type(self).__name__}).")
         self.config = {**self._defaults(), **base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset}
         self._check_config()
         self.device = get_device(self.config.pop('device', None))
-        self.precision, self.compile = precision, compile
+        self.precision, self.compile, self.threads = precision, compile, threads
         self.scaler, self.model_, self.history_, self.shape_, self._compiled = None, None, [], None, None
 
     def _check_config(self):
@@ -113,7 +113,7 @@ class _Estimator:
         extra = {'kind': self._kind, 'shape': list(self.shape_), 'data_sha256': fingerprint, 'scaler': self.scaler.to_dict(), **self._extra_state()}
         trainer = Trainer(self.net_, self._loss_fn(), self._training_data(Xs), batch_size=c['batch_size'], lr=c['lr'], warmup=c['warmup'],
                           device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
-                          distributed=distributed, extra=extra, precision=self.precision, accumulate=int(c['accumulate']),
+                          distributed=distributed, extra=extra, precision=self.precision, threads=self.threads, accumulate=int(c['accumulate']),
                           patience=int(c['patience']))
         if state is not None: trainer.load_state_dict(state)
         trainer.fit(steps or c['steps'], disable=disable, callback=callback)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #3312dbd2
 from __future__ import annotations
-import copy, math, os, signal, threading, atexit, contextlib
+import copy, math, os, signal, threading, atexit, contextlib, time
 from pathlib import Path
 import torch
 from torch import nn
@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 from .core import get_device, make_generator, atomic_write, autocast, check_precision
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'dist_env', 'is_main_process', 'init_distributed', 'TrainingInterrupted', 'Trainer']
+__all__ = ['CHECKPOINT_FORMAT', 'dist_env', 'is_main_process', 'init_distributed', 'TrainingInterrupted', 'FreeCores',
+           'threads_for', 'Trainer']
 
 # %% ../nbs/08_train.ipynb #b2ba7e52
 def dist_env() -> dict:
@@ -63,6 +64,45 @@ class _RankRows(nn.Module):
         pad = lambda m: out.new_zeros((m,) + tuple(out.shape[1:]))
         return torch.cat([pad(self.lo), out, pad(self.n - self.hi)])
 
+# %% ../nbs/08_train.ipynb #4ec51e41
+class FreeCores:
+    "Cores that other processes left free over the last interval: CPU time of the whole machine (`/proc/stat`) minus this process's."
+    def __init__(self,
+                 min_interval:float=2., # seconds; a call sooner than this after the last reading returns None (too short to judge)
+                 reader=None, # () -> (machine busy CPU seconds, own CPU seconds, wall seconds) or None; default: /proc/stat
+                 cpus:int|None=None, # cores the machine has (default os.cpu_count(), as /proc/stat counts them all)
+                ):
+        self.min_interval, self.read = min_interval, reader or self._proc_stat
+        self.cpus = cpus or os.cpu_count() or 1
+        self.last = self.read()
+
+    @staticmethod
+    def _proc_stat():
+        try:
+            with open('/proc/stat') as f: v = [int(a) for a in f.readline().split()[1:]]
+        except (OSError, ValueError): return None
+        busy = sum(v[:3]) + sum(v[5:8])                    # user nice system + irq softirq steal (idle and iowait left out)
+        return busy / os.sysconf('SC_CLK_TCK'), time.process_time(), time.monotonic()
+
+    @property
+    def available(self) -> bool: return self.last is not None
+
+    def __call__(self) -> float|None:
+        "Free cores (a float in [0, cpus]) since the last reading, or None when it cannot tell yet."
+        now = self.read()
+        if now is None or self.last is None: return None
+        (b0, p0, w0), (b1, p1, w1) = self.last, now
+        if w1 - w0 < self.min_interval: return None
+        self.last = now
+        others = max(0., (b1 - b0) - (p1 - p0)) / (w1 - w0)
+        return min(float(self.cpus), max(0., self.cpus - others))
+
+def threads_for(free:float, # free cores, from `FreeCores`
+                most:int, # the thread count to return to when the machine is free
+               ) -> int:
+    "The intra-op thread count for `free` cores: round to the nearest core, at least 1, at most `most`."
+    return max(1, min(int(most), int(math.floor(free + 0.5))))
+
 # %% ../nbs/08_train.ipynb #3eaf8aea
 CHECKPOINT_FORMAT = 'tsbridge_lambda.trainer/1'
 
@@ -92,12 +132,15 @@ class Trainer:
                  distributed:bool|None=None, # None: when launched by torchrun with WORLD_SIZE > 1; True: always; False: never
                  extra:dict|None=None, # plain data stored in every checkpoint (e.g. the scaler), returned by `read_checkpoint`
                  precision:str='fp32', # 'bf16': the forward pass under bfloat16 autocast (GPU); weights and optimiser stay float32
+                 threads:str|None='auto', # CPU: 'auto' follows the cores other processes leave free (see above); None: leave torch's setting
                  accumulate:int=1, # micro-batches of `batch_size` per optimiser step (the reference code's `gradient_accumulate_every`: 2)
                 ):
         if batch_size < 1: raise ValueError(f"batch_size must be positive, got {batch_size}.")
         if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
             raise ValueError(f"accumulate must be a positive whole number of micro-batches per step, got {accumulate!r}.")
         self.accumulate = accumulate
+        if threads not in ('auto', None): raise ValueError(f"threads must be 'auto' or None, got {threads!r}.")
+        self.threads, self.thread_log = threads, []
         if len(data) < 1: raise ValueError("No training data: pass at least one sample.")
         if checkpoint_every < 1: raise ValueError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every}.")
         self.device, self.precision = get_device(device), check_precision(precision)
@@ -226,9 +269,12 @@ class Trainer:
         if self.checkpoint and self.is_main:                       # temporary files a killed writer left behind
             for stale in self.checkpoint.parent.glob(f'.{self.checkpoint.name}.*.tmp'): stale.unlink(missing_ok=True)
         bar = tqdm(total=steps, initial=min(self.step, steps), disable=True if not self.is_main else disable, dynamic_ncols=True, leave=False)
+        most = torch.get_num_threads()
+        follow = FreeCores() if self.threads == 'auto' and self.device.type == 'cpu' and most > 1 and not self.distributed else None
         try:
             with self._catch_signals():
                 while self.step < steps:
+                    if follow is not None and follow.available: self._follow(follow, most)
                     loss = self.train_step(); bar.update(1)
                     if self.step % 20 == 0: bar.set_postfix(loss=f'{sum(self.history[-100:]) / len(self.history[-100:]):.4f}', lr=f'{self.current_lr():.1e}')
                     if callback is not None: callback({'step': self.step, 'loss': loss, 'lr': self.current_lr(), 'grad_norm': self.grad_norm, 'trainer': self})
@@ -241,9 +287,19 @@ class Trainer:
             # so the last checkpoint stays the valid one
             if not isinstance(e, TrainingInterrupted) and self.checkpoint and not self._in_step: self.save_checkpoint(self.checkpoint, barrier=False)
             raise
-        finally: bar.close()
+        finally:
+            bar.close()
+            if follow is not None: torch.set_num_threads(most)
         if self.checkpoint: self.save_checkpoint(self.checkpoint)
         return self
+
+    def _follow(self, free_cores, most):
+        "Set torch's thread count to the cores other processes leave free (logged in `thread_log` when it changes)."
+        free = free_cores()
+        if free is None: return
+        n = threads_for(free, most)
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n); self.thread_log.append((self.step, n))
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
