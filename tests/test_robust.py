@@ -113,19 +113,20 @@ def test_sigterm_saves_a_checkpoint_and_writes_no_model(toy_csv, tmp_path):
     args = ['fit', str(toy_csv), '--preset', 'tiny', '--batch-size', '8', '--device', 'cpu', '--quiet', '--checkpoint', str(tmp_path / 'ck.pt')]
     original, threads = signal.getsignal(signal.SIGTERM), torch.get_num_threads()
     torch.set_num_threads(1)                         # one thread throughout: the runs compared bit for bit cannot differ in thread count
-    def terminate_when_training():                                       # only once the trainer's handler is in place
-        while signal.getsignal(signal.SIGTERM) is original: time.sleep(0.005)
-        time.sleep(0.2); os.kill(os.getpid(), signal.SIGTERM)
-    threading.Thread(target=terminate_when_training, daemon=True).start()
-    assert main(args + ['--out', str(tmp_path / 'm.pt'), '--steps', '1000000']) == 128 + signal.SIGTERM
-    assert signal.getsignal(signal.SIGTERM) is original                  # handlers restored
-    assert not (tmp_path / 'm.pt').exists() and [p.name for p in tmp_path.iterdir()] == ['ck.pt']
-    k = Trainer.read_checkpoint(tmp_path / 'ck.pt')['step']
-    assert k > 0
-    assert main(args + ['--out', str(tmp_path / 'm.pt'), '--steps', str(k + 3), '--resume']) == 0
-    X = load_windows(str(toy_csv), 24)
-    full = TimeBridge(preset='tiny', batch_size=8, seed=0, device='cpu').fit(X, steps=k + 3, disable=True)
-    torch.set_num_threads(threads)
+    try:
+        def terminate_when_training():                                       # only once the trainer's handler is in place
+            while signal.getsignal(signal.SIGTERM) is original: time.sleep(0.005)
+            time.sleep(0.2); os.kill(os.getpid(), signal.SIGTERM)
+        threading.Thread(target=terminate_when_training, daemon=True).start()
+        assert main(args + ['--out', str(tmp_path / 'm.pt'), '--steps', '1000000']) == 128 + signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is original                  # handlers restored
+        assert not (tmp_path / 'm.pt').exists() and [p.name for p in tmp_path.iterdir()] == ['ck.pt']
+        k = Trainer.read_checkpoint(tmp_path / 'ck.pt')['step']
+        assert k > 0
+        assert main(args + ['--out', str(tmp_path / 'm.pt'), '--steps', str(k + 3), '--resume']) == 0
+        X = load_windows(str(toy_csv), 24)
+        full = TimeBridge(preset='tiny', batch_size=8, seed=0, device='cpu').fit(X, steps=k + 3, disable=True)
+    finally: torch.set_num_threads(threads)
     assert TimeBridge.load(tmp_path / 'm.pt').history_ == full.history_
 
 
