@@ -1,6 +1,6 @@
 """The experiment notebooks (nbs/experiments): one `parameters` cell each, skipped by nbdev_test, shipped in the
 wheel byte for byte, `tsbl run` end to end on a tiny override, and `report` on fake runs."""
-import json, math, shutil, subprocess, sys, zipfile
+import json, math, re, shutil, subprocess, sys, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -137,10 +137,15 @@ def test_lambda_translation_rows_tiny(tmp_path):
     assert len(main) == 4 and all(r['seeds'] == 2 and math.isfinite(r['half_width']) for r in main)
     paired = [r for r in rec.rows if r['table'] == '2 paired']                # LAMBDA minus w/o align, seed by seed
     assert len(paired) == 2 and all(r['method'] == 'LAMBDA − w/o align' and r['verdict'] in ('better', 'worse', 'indistinguishable') for r in paired)
+    assert all(len(r['values']['LAMBDA']) == len(r['values']['w/o align']) == 2 for r in paired)    # the per-seed scores, kept for audit
+    assert np.mean(paired[0]['values']['LAMBDA']) - np.mean(paired[0]['values']['w/o align']) == pytest.approx(paired[0]['mean'])
     mse = lambda m, d: [r['mean'] for r in main if r['method'] == m and r['dataset'] == d][0]
     assert paired[0]['mean'] == pytest.approx(mse('LAMBDA', paired[0]['dataset']) - mse('w/o align', paired[0]['dataset']))
     diag = {(r['method'], r['metric']) for r in rec.rows if r['table'] == '2 diagnostics'}
-    assert {('LAMBDA', 'lambda'), ('LAMBDA', 'var_x'), ('w/o align', 'var_y'), ('w/o align', 'acc')} <= diag and ('w/o align', 'lambda') not in diag
+    assert {('LAMBDA', 'lambda'), ('LAMBDA', 'var_x'), ('w/o align', 'var_y'), ('w/o align', 'acc'), ('LAMBDA', 'pos_acc')} <= diag and ('w/o align', 'lambda') not in diag
+    keys = sorted(f.name for f in (tmp_path / 'cache').glob('lorenz-*-seed*.json') if not f.name.endswith('.array.json'))
+    assert len(keys) == 4 and all(re.fullmatch(r'lorenz-(w_o_align|LAMBDA)-seed[01]-[0-9a-f]{10}\.json', k) for k in keys), keys   # config fingerprint in the key
+    assert not list((tmp_path / 'cache').glob('*.ckpt.pt'))                  # checkpoints go once a model is finished
     real, fake = shown['y|x', 'LAMBDA']
     assert real.shape == fake.shape == (3, 16, 2)                          # Y = (y, z) of 3 test windows
     rec.figure(ex.trajectories_figure(data, shown, 'lorenz'), 'lorenz.png')
@@ -154,7 +159,8 @@ def test_lambda_translation_rows_tiny(tmp_path):
     assert (tmp_path / 'lorenz_training.png').stat().st_size > 1000
     from unittest import mock                                              # a second run in the folder reads every model back
     rec2 = ex.Recorder('lambda_tiny', 'lambda', {}, s, out=tmp_path)
-    with mock.patch.object(ex, 'make_paired', side_effect=AssertionError('retrained a finished model')):
+    from tsbridge_lambda.paired import PairedDiffusion
+    with mock.patch.object(PairedDiffusion, 'fit', side_effect=AssertionError('retrained a finished model')):
         _, shown2 = ex.translation_rows(rec2, '2', 'lorenz', {'w/o align': {'align': 'none'}, 'LAMBDA': {'align': 'lambda'}}, s, seeds=(0, 1), metrics=('mse',))
     assert [(r['dataset'], r['method'], r['metric'], r['mean']) for r in rec2.rows] == [(r['dataset'], r['method'], r['metric'], r['mean']) for r in rec.rows]
     assert np.array_equal(shown2['y|x', 'LAMBDA'][1], fake)
@@ -189,13 +195,21 @@ def test_imputation_run_tiny_with_baselines(tmp_path):
     pytest.importorskip('papermill')
     from tsbridge_lambda.conditional import pypots_available
     params = dict(datasets=['etth'], ratios=[0.5], steps=5, baseline_steps=2, baselines=['SAITS'],
-                  overrides={'max_train': 32, 'max_test': 4, 'repeats': 1, 'impute_samples': 2, 'sample_steps': 5},
+                  overrides={'max_train': 32, 'max_test': 4, 'repeats': 2, 'impute_samples': 2, 'sample_steps': 5},
                   baseline_sizes={'SAITS': {'n_layers': 1, 'd_model': 16, 'n_heads': 2, 'd_k': 8, 'd_v': 8, 'd_ffn': 16}})
     res = ex.run('timebridge_imputation', params, out=tmp_path / 'imp')
     methods = {'TimeBridge', 'Linear interpolation'} | ({'SAITS'} if pypots_available() else set())
     assert {(r['dataset'], r['method'], r['metric']) for r in res['rows']} == {('etth/50%', m, k) for m in methods
                                                                                for k in ('mse', 'mae', 'mse_01', 'mae_01')}
     assert any('SAITS' in n for n in res['notes']) and (tmp_path / 'imp' / 'etth_imputation.png').exists()
+    if not pypots_available(): return
+    cache = tmp_path / 'imp' / 'cache'                                     # a baseline keeps no checkpoint: once trained it imputes all its cells,
+    (cache / 'etth-0.5-rep0-SAITS.npy').unlink(); (cache / 'etth-0.5-rep0-SAITS.array.json').unlink()   # so a lost cell costs one retraining
+    kept = {f.name: f.stat().st_mtime_ns for f in cache.iterdir()}
+    again = ex.run('timebridge_imputation', params, out=tmp_path / 'imp')
+    now = {f.name: f.stat().st_mtime_ns for f in cache.iterdir()}
+    assert (cache / 'etth-0.5-rep0-SAITS.npy').exists() and all(now[k] == v for k, v in kept.items() if k != 'settings.json')
+    assert any(re.search(r'SAITS for ratio all trained in .* epochs = \d+ steps of 32 windows, 2 asked', n) for n in again['notes'])
 
 
 def test_imputation_run_resumes_without_recomputing(tmp_path):

@@ -17,12 +17,12 @@ from .train import Trainer
 __all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
            'HIGHER_IS_BETTER', 'ABLATIONS', 'DIAGNOSTICS', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE',
            'PUBLISHED', 'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'paired_data',
-           'make_paired', 'subsample', 'translate_test', 'translation_scores', 'mean_std', 'paired_comparison',
-           'probe_scores', 'trajectory_figure', 'fit_summary', 'translation_rows', 'trajectories_figure',
-           'train_windows', 'model_preset', 'make_model', 'generate', 'score', 'pool', 'samples_figure',
-           'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder', 'Recorder', 'unconditional_rows',
-           'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report', 'parse_value', 'run',
-           'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
+           'make_paired', 'config_key', 'subsample', 'translate_test', 'translation_scores', 'mean_std',
+           'paired_comparison', 'probe_scores', 'trajectory_figure', 'fit_summary', 'translation_rows',
+           'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate', 'score', 'pool',
+           'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder', 'Recorder',
+           'unconditional_rows', 'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report',
+           'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
 
 # %% ../nbs/16_experiments.ipynb #73b11401
 PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed package
@@ -139,6 +139,12 @@ def make_paired(align:str, # a key of ALIGN_NAMES
     from tsbridge_lambda.paired import PairedDiffusion
     return PairedDiffusion(align, preset=s['net'], steps=s['steps'], batch_size=s['batch_size'], seed=seed, device=s['device'], **config)
 
+def config_key(prefix:str, # e.g. '<dataset>-<method>-seed<seed>'
+               model, # an estimator with a `config` dict
+              ) -> str:
+    "`prefix` and a fingerprint of the model's whole configuration: a cache key that a resumed run cannot match with a model configured otherwise."
+    return f"{prefix}-{hashlib.sha256(json.dumps(_jsonable(model.config), sort_keys=True).encode()).hexdigest()[:10]}"
+
 def subsample(X, # windows (N, L, C)
               n:int|None, # how many to keep (None: all)
               seed:int=0, # seed of the draw
@@ -200,7 +206,8 @@ def paired_comparison(a, # scores of the method, one per seed
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.ndim != 1 or a.shape != b.shape or not len(a): raise ValueError(f"Need one score per seed for both, in the same order; got shapes {a.shape} and {b.shape}.")
     mean, hw = t_interval(a - b, confidence)
-    if not math.isfinite(hw): verdict = 'undecided (one seed)'
+    if not (np.isfinite(a).all() and np.isfinite(b).all()): verdict = 'failed (a score is not finite)'
+    elif len(a) == 1: verdict = 'undecided (one seed)'
     elif abs(mean) <= hw: verdict = 'indistinguishable'
     else: verdict = 'better' if (mean > 0) == higher_is_better else 'worse'
     return dict(mean=mean, half_width=hw, verdict=verdict, seeds=len(a))
@@ -237,7 +244,7 @@ def trajectory_figure(real, # true targets (N, L, C)
 # %% ../nbs/16_experiments.ipynb #b2c95c7f
 ABLATIONS = {'w/o L_con': dict(align='lambda', terms=('cov',)), 'w/o L_cov': dict(align='lambda', terms=('con',)),
              'LAMBDA': dict(align='lambda', terms=('con', 'cov'))}   # the rows of LAMBDA's Table 4
-DIAGNOSTICS = ('lambda', 'var_x', 'var_y', 'ratio_x', 'ratio_y', 'acc')   # fit-history columns summarised per run
+DIAGNOSTICS = ('lambda', 'var_x', 'var_y', 'ratio_x', 'ratio_y', 'acc', 'pos_acc')   # fit-history columns summarised per run
 
 def fit_summary(model, # a fitted PairedDiffusion
                 tail:float=0.1, # fraction of the last steps averaged
@@ -260,11 +267,13 @@ def translation_rows(rec, # the run's Recorder
     from tsbridge_lambda.paired import fit_history_figure
     data, scores, shown, encoders, diag, histories = paired_data(name, s), {}, {}, {}, {}, {}
     rec.note(f'{name}: {len(data.train.X)} training and {len(data.test.X)} test pairs of length {data.X.shape[1]}; X = {data.x_columns}, Y = {data.y_columns}')
-    for method, cfg in variants.items():
-        for seed in seeds:
-            key = f'{name}-{method}-seed{seed}'
-            def run():                                   # one model: fit, translate both ways, score; kept in the run folder
-                model = make_paired(s=s, seed=seed, **cfg).fit(data.train.X, data.train.Y, disable=True)
+    for seed in seeds:                                   # seeds outside variants: a run stopped part-way holds whole pairs to compare
+        for method, cfg in variants.items():
+            model = make_paired(s=s, seed=seed, **cfg)
+            key = config_key(f'{name}-{method}-seed{seed}', model)   # a resumed run never reuses a model configured otherwise
+            ckpt = rec.cache / f'{_slug(key)}.ckpt.pt'
+            def run():                                   # one model: fit (checkpointed), translate both ways, score; kept in the run folder
+                model.fit(data.train.X, data.train.Y, disable=True, checkpoint=ckpt, resume=True)
                 out = dict(scores={}, diag=fit_summary(model), lam=float(model.lambda_))
                 for d in DIRECTION_NAMES:
                     real, tr = translate_test(model, data, d, s, seed=seed)
@@ -275,6 +284,7 @@ def translation_rows(rec, # the run's Recorder
                     rec.array(f'{key}.history', lambda: h.to_numpy(np.float64))
                 return out
             r = rec.cached(key, run)
+            ckpt.unlink(missing_ok=True)
             v = r['value']
             for d in DIRECTION_NAMES:
                 for k, x in v['scores'][d].items(): scores.setdefault((d, method, k), []).append(x)
@@ -289,7 +299,7 @@ def translation_rows(rec, # the run's Recorder
         if baseline in variants and method != baseline:
             c = paired_comparison(v, scores[d, baseline, k], k in HIGHER_IS_BETTER)
             rec.add(f'{table} paired', f'{name} {DIRECTION_NAMES[d]}', f'{method} − {baseline}', k, c['mean'], c['half_width'],
-                    seeds=c['seeds'], verdict=c['verdict'])
+                    seeds=c['seeds'], verdict=c['verdict'], values={method: v, baseline: scores[d, baseline, k]})   # per-seed scores, for audit
     for (method, k), v in diag.items(): rec.add(f'{table} diagnostics', name, method, k, *mean_std(v), seeds=len(v))
     rec.figure(fit_history_figure(histories, title=f'{name}: fit histories, seed {seeds[0]}'), f'{name}_training.png')
     return data, shown
