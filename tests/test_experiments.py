@@ -225,3 +225,14 @@ def test_imputation_run_resumes_without_recomputing(tmp_path):
     assert {f.name: f.stat().st_mtime_ns for f in cache.iterdir()} == kept
     rows = lambda res: sorted((r['dataset'], r['method'], r['metric'], r['mean']) for r in res['rows'])
     assert rows(again) == rows(first)
+
+
+def test_results_name_the_code_of_every_cached_part(tmp_path):
+    "A resumed run can hold parts computed by earlier code: each cached record carries its commit and results.json lists them all."
+    rec = ex.Recorder('provenance', 'timebridge', {}, ex.settings('quick'), out=tmp_path)
+    assert rec.cached('a', lambda: 1)['commit'] == rec.commit == ex.git_commit()
+    (rec.cache / 'b.json').write_text(json.dumps({'value': 2, 'seconds': 0.1, 'load_average': 1.0, 'finished': 'then'}))   # written before commits were stamped
+    assert rec.cached('b', lambda: 3)['value'] == 2
+    res = rec.finish()
+    assert res['machine']['git_commit'] == rec.commit and 'unrecorded' in res['code_commits']
+    assert 'cached parts from commits' in ex.run_markdown(res)

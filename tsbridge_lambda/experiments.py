@@ -15,12 +15,12 @@ from .train import Trainer
 
 # %% auto #0
 __all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
-           'HIGHER_IS_BETTER', 'ABLATIONS', 'DIAGNOSTICS', 'METHODS', 'METRIC_NAMES', 'PAPERS', 'PUBLISHED_SOURCE',
-           'PUBLISHED', 'experiments_dir', 'list_experiments', 'notebook_path', 'settings', 'paired_data',
-           'make_paired', 'config_key', 'subsample', 'translate_test', 'translation_scores', 'mean_std',
+           'HIGHER_IS_BETTER', 'ABLATIONS', 'DIAGNOSTICS', 'METHODS', 'METRIC_NAMES', 'PAPER_SCALES', 'PAPERS',
+           'PUBLISHED_SOURCE', 'PUBLISHED', 'experiments_dir', 'list_experiments', 'notebook_path', 'settings',
+           'paired_data', 'make_paired', 'config_key', 'subsample', 'translate_test', 'translation_scores', 'mean_std',
            'paired_comparison', 'probe_scores', 'trajectory_figure', 'fit_summary', 'translation_rows',
            'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate', 'score', 'pool',
-           'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'run_folder', 'Recorder',
+           'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'git_commit', 'run_folder', 'Recorder',
            'unconditional_rows', 'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report',
            'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
 
@@ -369,6 +369,7 @@ def generate(model, # a fitted TimeBridge or GaussianDiffusion
 METRIC_NAMES = {'fid': 'FID', 'linear': 'Linear probe', 'nonlinear': 'Nonlinear probe', 'context_fid': 'Context-FID', 'correlational': 'Correlational', 'discriminative': 'Discriminative',
                 'predictive': 'Predictive', 'mse': 'MSE', 'mae': 'MAE', 'mse_01': 'MSE [0, 1]', 'mae_01': 'MAE [0, 1]',
                 'mse_e3': 'MSE ×1e3 [0, 1]', 'nfe': 'NFE', 'ms_per_sample': 'ms / sample'}
+PAPER_SCALES = {'mse_e3': "NRTSI's scale"}   # published columns on another scale than ours (TimeBridge Table 3: the NRTSI MuJoCo file's units)
 
 def score(real, # real windows (N, L, C)
           fakes:dict, # {method: generated windows}
@@ -451,11 +452,16 @@ def machine() -> dict:
              gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     try: m['load_average'] = [round(x, 2) for x in os.getloadavg()]
     except OSError: pass
-    try:
-        m['git_commit'] = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, timeout=5,
-                                         cwd=experiments_dir()).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError): m['git_commit'] = None
+    m['git_commit'] = git_commit()
     return m
+
+def git_commit() -> str|None:
+    "The checkout's short commit, with '+dirty' when tracked files differ from it (None outside a git checkout)."
+    try:
+        run = lambda *a: subprocess.run(['git', *a], capture_output=True, text=True, timeout=5, cwd=experiments_dir()).stdout.strip()
+        c = run('rev-parse', '--short', 'HEAD')
+        return (c + ('+dirty' if run('status', '--porcelain', '--untracked-files=no') else '')) or None
+    except (OSError, subprocess.SubprocessError): return None
 
 def _repo_root(start:Path) -> Path|None:
     for p in [start, *start.parents]:
@@ -492,6 +498,7 @@ class Recorder:
         self.out, self.rows, self.figures, self.notes = run_folder(name, out), [], [], []
         self.t0, self.started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
         self.cache = self.out / 'cache'
+        self.commit, self.commits = git_commit(), set()   # the code this process runs; the code of every cached part it used
         self._open_cache(resume)
 
     def add(self, table:str, dataset:str, method:str, metric:str, mean:float, half_width:float=float('nan'), **extra):
@@ -516,7 +523,8 @@ class Recorder:
         "Write results.json and results.md with the rows so far (atomically); return the results."
         res = dict(experiment=self.name, paper=self.paper, params=self.params, settings=self.settings, rows=self.rows,
                    figures=self.figures, notes=self.notes, started=self.started, wall_seconds=round(time.time() - self.t0, 1),
-                   machine=machine(), complete=complete)
+                   machine={**machine(), 'git_commit': self.commit}, complete=complete,
+                   code_commits=sorted(({self.commit} | self.commits) - {None}))   # a resumed run may hold parts computed by earlier code
         res = _jsonable(res)
         with atomic_write(self.out / 'results.json', 'w') as f: json.dump(res, f, indent=1)
         with atomic_write(self.out / 'results.md', 'w') as f: f.write(run_markdown(res))
@@ -548,16 +556,18 @@ def _stamp(t0:float) -> dict:
     "Seconds since t0, with the load average and the time it finished (every cached result carries one)."
     la = os.getloadavg()[0] if hasattr(os, 'getloadavg') else None
     return dict(seconds=round(time.time() - t0, 1), load_average=None if la is None else round(la, 2),
-                finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+                finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), commit=git_commit())
 
 @patch
 def cached(self:Recorder, key:str, fn) -> dict:
     "{'value': fn(), 'seconds', 'load_average', 'finished'}: computed once per run folder, read back from `cache/<key>.json` after."
     f = self.cache / f'{_slug(key)}.json'
-    if f.exists(): return json.loads(f.read_text(encoding='utf-8'))
-    t0 = time.time()
-    rec = dict(value=_jsonable(fn()), **_stamp(t0))
-    with atomic_write(f, 'w') as h: json.dump(rec, h)
+    if f.exists(): rec = json.loads(f.read_text(encoding='utf-8'))
+    else:
+        t0 = time.time()
+        rec = dict(value=_jsonable(fn()), **_stamp(t0))
+        with atomic_write(f, 'w') as h: json.dump(rec, h)
+    self.commits.add(rec.get('commit', 'unrecorded'))   # records written before commits were stamped say 'unrecorded'
     return rec
 
 @patch
@@ -812,7 +822,8 @@ def table_markdown(df:pd.DataFrame, # rows of one table (a slice of `collect`)
     own = not any(k[:2] == (df['paper'].iloc[0], df['table'].iloc[0]) for k in PUBLISHED)     # a table of ours, e.g. '2 paired'
     sides = ('ours',) if own else ('ours', 'paper')
     verdicts = 'verdict' in df and df['verdict'].fillna('').astype(bool).any()
-    head = ['dataset', 'method'] + [f'{METRIC_NAMES.get(m, m)}' + (f' {w}' if not own else '') for m in metrics for w in sides]
+    head = ['dataset', 'method'] + [f'{METRIC_NAMES.get(m, m)}' + (f' {w}' if not own else '') + (f' ({PAPER_SCALES[m]})' if w == 'paper' and m in PAPER_SCALES else '')
+                                    for m in metrics for w in sides]
     head += ['verdict (95 %)'] if verdicts else []
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for (d, meth), g in df.groupby(['dataset', 'method'], sort=False):
@@ -835,7 +846,8 @@ def settings_line(r:dict) -> str:
     load = m.get('load_average')
     return (f"preset **{r['settings'].get('preset')}**; settings {json.dumps(s)}; wall time {r.get('wall_seconds')} s on {gpu}"
             + (f", load average {load[0]}" if load else '') + f"; started {r.get('started')}" +
-            (f"; commit {m['git_commit']}" if m.get('git_commit') else ''))
+            (f"; commit {m['git_commit']}" if m.get('git_commit') else '') +
+            (f" (cached parts from commits {', '.join(r['code_commits'])})" if len(r.get('code_commits') or ()) > 1 else ''))
 
 def run_markdown(r:dict) -> str:
     "The markdown of one run: its tables beside the paper's and its settings."
