@@ -236,3 +236,17 @@ def test_results_name_the_code_of_every_cached_part(tmp_path):
     res = rec.finish()
     assert res['machine']['git_commit'] == rec.commit and 'unrecorded' in res['code_commits']
     assert 'cached parts from commits' in ex.run_markdown(res)
+
+
+def test_a_resumed_run_must_match_the_protocol(tmp_path):
+    "Parameters beyond the preset (e.g. the split) are part of what a run folder's cache was made with."
+    s = ex.settings('quick')
+    ex.Recorder('proto', 'timebridge', {}, s, out=tmp_path, protocol={'split': 'chronological'}).cached('x', lambda: 1)
+    with pytest.raises(ValueError, match="_protocol"):
+        ex.Recorder('proto', 'timebridge', {}, s, out=tmp_path, protocol={'split': 'paper'})
+    f = tmp_path / 'cache' / 'settings.json'                               # a cache written before protocols were recorded
+    f.write_text(json.dumps({k: v for k, v in json.loads(f.read_text()).items() if k != '_protocol'}))
+    ex.Recorder('proto', 'timebridge', {}, s, out=tmp_path, protocol={'split': 'paper'})   # adopts this run's protocol
+    assert json.loads(f.read_text())['_protocol'] == {'split': 'paper'}
+    with pytest.raises(ValueError, match="_protocol"):
+        ex.Recorder('proto', 'timebridge', {}, s, out=tmp_path, protocol={'split': 'chronological'})

@@ -493,8 +493,10 @@ class Recorder:
                  s:dict, # resolved settings
                  out:str|Path|None=None, # run folder (None: runs/<name>)
                  resume:bool=True, # continue a partly finished run of the same settings in `out` (False: discard its cache)
+                 protocol:dict|None=None, # parameters beyond the settings that change results (e.g. the split): a resumed run must match them too
                 ):
         self.name, self.paper, self.params, self.settings = name, paper, dict(params), dict(s)
+        self.protocol = _jsonable(dict(protocol or {}))
         self.out, self.rows, self.figures, self.notes = run_folder(name, out), [], [], []
         self.t0, self.started = time.time(), datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
         self.cache = self.out / 'cache'
@@ -541,10 +543,13 @@ def _slug(key:str) -> str: return re.sub(r'[^A-Za-z0-9._=-]+', '_', str(key)).st
 @patch
 def _open_cache(self:Recorder, resume:bool):
     "Start or reopen `out/cache`, refusing one made with other settings."
-    f, mine = self.cache / 'settings.json', _jsonable(self.settings)
+    f, mine = self.cache / 'settings.json', {**_jsonable(self.settings), '_protocol': self.protocol}
     if f.exists() and not resume: shutil.rmtree(self.cache)
     elif f.exists():
         theirs = json.loads(f.read_text(encoding='utf-8'))
+        if '_protocol' not in theirs:                 # a cache from before protocols were recorded: adopt this run's
+            theirs['_protocol'] = self.protocol
+            with atomic_write(f, 'w') as h: json.dump(theirs, h, indent=1)
         diff = [f"{k}: {theirs.get(k)!r} there, {mine.get(k)!r} now" for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
         if diff: raise ValueError(f"{self.out} holds a partly finished run made with other settings ({'; '.join(diff)}). Rerun with "
                                   "its settings to continue it, pass resume=False (tsbl run --fresh) to discard it, or choose another out folder.")
