@@ -53,3 +53,15 @@ def test_bad_inputs(sines, tmp_path):
     with pytest.raises(ValueError, match='at least 2'): TimeBridge(**TINY).fit(sines[:1])
     with pytest.raises(ValueError, match='not a tsbridge_lambda model'):
         torch.save({'format': 'other'}, tmp_path / 'x.pt'); TimeBridge.load(tmp_path / 'x.pt')
+
+
+def test_grid_warping_rho_is_a_sampler_setting(sines):
+    "rho (Karras grid warping) reaches the sampler: the default equals rho=7 bit for bit, another rho changes the draw."
+    tb = TimeBridge(steps=5, **TINY).fit(sines, disable=True)
+    a = tb.sample(6, seed=3, steps=6, disable=True)
+    assert np.array_equal(a, tb.sample(6, seed=3, steps=6, rho=7., disable=True))
+    assert not np.allclose(a, tb.sample(6, seed=3, steps=6, rho=3., disable=True))
+    tb.config['sample_rho'] = 3.
+    assert np.array_equal(tb.sample(6, seed=3, steps=6, disable=True), tb.sample(6, seed=3, steps=6, rho=3., disable=True))
+    with pytest.raises(ValueError, match='rho'): tb.sample(2, seed=0, rho=-1., disable=True)
+    with pytest.raises(ValueError, match='sample_rho'): TimeBridge(sample_rho=0, **TINY)

@@ -33,16 +33,13 @@ What it does:
   1. Loads the model (TimeBridge.load; default: the paper-preset sines model of runs/paper_table1) and the real windows
      exactly as that run built them: tsbridge_lambda.experiments.train_windows('sines', settings('paper'), seed=0), a
      BenchmarkArray carrying metric_scale = SINES_BOUNDS, so that Context-FID maps both sets with the sines' fixed bounds.
-  2. Samples each setting by mirroring TimeBridge.sample -> _sample_scaled -> _bridge_sample line by line: one generator
-     make_generator(seed, device) shared by all batches; per batch of --batch-size windows (default 512, as
-     experiments.generate) a prior draw prior_.sample(b, g, float32, device), then sample_heun with the model's own
-     denoiser (model._denoiser(model._sampling_net()): EMA network, precision, per-core chunks) on
-     karras_times(n, rho=rho, T=bridge.T), the model's clip_denoised and the shared generator; scaled back with the
-     model's scaler. Only the grid's rho is free. --check K verifies, before anything else, that at 40x0.33x7 this
-     gives model.sample(K, seed=..., batch_size=K//2) within float tolerance (bit for bit on one machine) and that the
-     counted NFE is 119; at 40x0.33x7, seed 0, 10000 windows and batch 512 the samples are also compared with the Table
-     1 run's cached ones (table1_samples_max_abs_diff in the result; equal only with the thread count of that run, 2,
-     since the per-core chunks follow the threads).
+  2. Samples each setting through the public call, model.sample(n, seed=seed, batch_size=--batch-size (default 512, as
+     experiments.generate), steps=n, churn=churn, rho=rho): rho, the Karras grid's warping, is a TimeBridge sampler
+     setting (default sample_rho = 7). --check K verifies, before anything else, that the counting wrapper changes
+     nothing (its samples at 40x0.33x7 equal a plain model.sample(K, seed=..., batch_size=K//2) bit for bit) and that
+     the counted NFE is 119; at 40x0.33x7, seed 0, 10000 windows and batch 512 the samples are also compared with the
+     Table 1 run's cached ones (table1_samples_max_abs_diff in the result; equal only with the thread count of that run,
+     2, since the per-core chunks follow the threads).
   3. Counts NFE by wrapping the denoiser: one call = one batched network evaluation, counted per sampled batch (all
      batches of a setting must agree; the result keeps the list).
   4. Scores Context-FID against the real windows with the path of experiments.score(X, {name: fake}, s, seed) under the
@@ -123,37 +120,30 @@ def expected_nfe(n, churn) -> int:
 def floats(text): return [float(v) for v in text.split(',') if v.strip()]
 def ints(text): return [int(v) for v in text.split(',') if v.strip()]
 
-# -- sampling: TimeBridge.sample with a free rho and a counted denoiser ----------------------------------------------------
+# -- sampling: TimeBridge.sample(..., rho=) with a counted denoiser ------------------------------------------------------
 def sample_setting(model, n:int, seed:int, steps:int, churn:float, rho:float, batch_size:int=512, progress=None):
-    "(windows (n, L, C) in data units, NFE per batch, seconds): TimeBridge.sample(n, seed, batch_size, steps=, churn=) with karras_times(steps, rho=rho)."
-    import numpy as np, torch
-    from tsbridge_lambda.core import make_generator
-    from tsbridge_lambda.samplers import karras_times, sample_heun
-    model._check_fitted()
-    c, bridge = model.config, model.bridge
-    if c['task'] != 'unconditional': raise SystemExit(f"The model was trained for task={c['task']!r}; this curve needs an unconditional model.")
-    g = make_generator(seed, model.device)                                   # _Estimator.sample
-    model.model_.eval()
-    D = model._denoiser(model._sampling_net())                               # _bridge_sample
-    ts = karras_times(steps, rho=rho, T=bridge.T, device='cpu')
-    extra = {'observed': None} if c['condition_on_mask'] else None
-    out, nfe, t0 = [], [], time.perf_counter()
-    for i in range(0, n, batch_size):
-        calls = 0
+    "(windows (n, L, C) in data units, NFE per batch, seconds): model.sample(n, seed, batch_size, steps=, churn=, rho=), calls counted."
+    if model.config['task'] != 'unconditional': raise SystemExit(f"The model was trained for task={model.config['task']!r}; this curve needs an unconditional model.")
+    calls, t0 = [], time.perf_counter()
+    make_denoiser, sample_batch = model._denoiser, model._sample_scaled       # bound methods; wrapped on this instance only
+    def denoiser(net):
+        D = make_denoiser(net)
         def counted(*a, **kw):
-            nonlocal calls
-            calls += 1
+            calls[-1] += 1                                                   # one call = one batched network evaluation
             return D(*a, **kw)
-        x_T = model.prior_.sample(min(batch_size, n - i), g, torch.float32, model.device)   # _sample_scaled
-        out.append(sample_heun(counted, x_T, ts, bridge, churn=churn, mask=None, generator=g, disable=True,
-                               clip_denoised=c['clip_denoised'], extra_args=extra))
-        nfe.append(calls)
-        if progress: progress(i + len(out[-1]), n, time.perf_counter() - t0)
-    X = model.scaler.inverse_transform(torch.cat(out).float().cpu().numpy()).astype(np.float32)
-    return X, nfe, time.perf_counter() - t0
+        return counted
+    def batch(b, *a, **kw):
+        calls.append(0)
+        out = sample_batch(b, *a, **kw)
+        if progress: progress(min(len(calls) * batch_size, n), n, time.perf_counter() - t0)
+        return out
+    model._denoiser, model._sample_scaled = denoiser, batch
+    try: X = model.sample(n, seed=seed, batch_size=batch_size, disable=True, steps=steps, churn=churn, rho=rho)
+    finally: del model._denoiser, model._sample_scaled                         # back to the class's methods
+    return X, calls, time.perf_counter() - t0
 
 def exactness_check(model, k:int, seed:int, out_dir:Path) -> dict:
-    "This script's sampler at 40x0.33x7 against model.sample on k windows in two batches."
+    "The counted sampler at 40x0.33x7 against a plain model.sample on k windows in two batches."
     import numpy as np
     bs = max(1, k // 2)
     n, churn, rho = REFERENCE
@@ -170,8 +160,8 @@ def exactness_check(model, k:int, seed:int, out_dir:Path) -> dict:
     log(f"check: {k} windows at {setting_key(*REFERENCE)}, seed {seed}, batches of {bs}: bit-exact {rec['bit_exact']}, "
         f"max |diff| {diff:.3g}, NFE per batch {nfe} (expected {rec['nfe_expected']}); model.sample {t_ref:.2f} s, this {t_mine:.2f} s")
     if not rec['allclose'] or any(v != rec['nfe_expected'] for v in nfe):
-        raise SystemExit(f"The exactness check failed ({out_dir / 'check.json'}): this script no longer mirrors TimeBridge.sample; "
-                         "compare sample_setting with TimeBridge._sample_scaled / _bridge_sample.")
+        raise SystemExit(f"The exactness check failed ({out_dir / 'check.json'}): the counting wrapper changed the samples "
+                         "or the NFE is not 3 n - 1; compare sample_setting with TimeBridge.sample / _sample_scaled / _denoiser.")
     return rec
 
 # -- scoring: experiments.score's Context-FID with the encoders of a seed shared by all sample sets ----------------------

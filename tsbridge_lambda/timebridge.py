@@ -234,7 +234,7 @@ class TimeBridge(_Estimator):
                  task:str='unconditional', # 'unconditional' (prior -> data), 'trend' (trend -> data) or 'impute' (spline -> data)
                  **config, # overrides: trend ('linear'|'poly'|'butter'), mask ('random'|'geometric'), missing_ratio (a
                            # ratio or a (low, high) range drawn per batch), mean_missing_run; steps, batch_size, accumulate (micro-batches per step), patience, lr, warmup, beta_min, beta_d, sigma_data, eta, length_scale,
-                           # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, clip_denoised,
+                           # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, sample_rho, clip_denoised,
                            # condition_on_prior, parameterization ('x0'|'residual'; default 'residual' for trend and impute),
                            # condition_on_mask and hold_observed (impute; default True), schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the network, not saved
@@ -250,6 +250,9 @@ class TimeBridge(_Estimator):
             raise ValueError(f"missing_ratio must be a fraction in (0, 1) or a range (low, high) inside it, got {r!r}.")
         if task != 'unconditional' and preset in SIGMA_DATA and 'beta_d' not in config:   # SPEC §2: conditional tasks
             c['beta_min'], c['beta_d'] = VP_PRESETS['conditional']
+        rho = c['sample_rho']
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not np.isfinite(rho) or rho <= 0:
+            raise ValueError(f"sample_rho (the Karras grid's warping, default 7) must be a positive number, got {rho!r}.")
         if c['parameterization'] is None: c['parameterization'] = 'x0' if task == 'unconditional' else 'residual'
         if c['parameterization'] not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {c['parameterization']!r}.")
@@ -261,7 +264,7 @@ class TimeBridge(_Estimator):
     @staticmethod
     def _defaults(): return dict(task='unconditional', trend='linear', mask='random', missing_ratio=(0.1, 0.9), mean_missing_run=3.,
                                  prior='gp', length_scale='mle', weighting='bridge', loss='l1', lambda_f=None, sample_steps=40,
-                                 churn=0.33, clip_denoised=1., condition_on_prior=True, parameterization=None, condition_on_mask=None,
+                                 churn=0.33, sample_rho=7., clip_denoised=1., condition_on_prior=True, parameterization=None, condition_on_mask=None,
                                  hold_observed=None, schedule='vp', T=None, backbone=None, seed=0, device=None,
                                  lr=8e-4, warmup=500, checkpoint_every=1000)
     _legacy_config = dict(parameterization='x0', condition_on_mask=False, hold_observed=False)   # files saved before these settings
@@ -325,52 +328,56 @@ class TimeBridge(_Estimator):
                                   c['lambda_f'], mask=mask, fixed=fixed, extra_args=extra)
         return loss_fn
 
-    def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, mask=None, observed=None):
+    def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, rho=None, mask=None, observed=None):
         "Run the sampler from scaled x_T (mask: True = generate; observed: the observation mask the network sees, task='impute')."
         c, bridge = self.config, self.bridge
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
             raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
         if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
-        return sample_heun(self._denoiser(self._sampling_net()), x_T, karras_times(steps or c['sample_steps'], T=bridge.T, device='cpu'),
+        if rho is not None and (isinstance(rho, bool) or not np.isfinite(rho) or rho <= 0):
+            raise ValueError(f"rho (the Karras grid's warping) must be a positive number (default {c.get('sample_rho', 7.)}), got {rho!r}.")
+        ts = karras_times(steps or c['sample_steps'], rho=float(rho or c.get('sample_rho', 7.)), T=bridge.T, device='cpu')
+        return sample_heun(self._denoiser(self._sampling_net()), x_T, ts,
                            bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
                            clip_denoised=c['clip_denoised'], extra_args={'observed': observed} if c['condition_on_mask'] else None)
 
-    _sample_settings = ('steps', 'churn')
+    _sample_settings = ('steps', 'churn', 'rho')
     _learns_gaps = True
-    def _sample_scaled(self, n, generator, disable, steps=None, churn=None):
+    def _sample_scaled(self, n, generator, disable, steps=None, churn=None, rho=None):
         if self.config['task'] != 'unconditional':
             raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
                              f"{'sample_from_trend' if self.config['task'] == 'trend' else 'impute'} instead of sample.")
         x_T = self.prior_.sample(n, generator, torch.float32, self.device)
-        return self._bridge_sample(x_T, generator, disable, steps, churn)
+        return self._bridge_sample(x_T, generator, disable, steps, churn, rho)
 
-    def _from_trend(self, x_T, generator, disable, steps=None, churn=None): return self._bridge_sample(x_T, generator, disable, steps, churn)
-    def _impute_window(self, w, observed, generator, disable, steps=None, churn=None):
+    def _from_trend(self, x_T, generator, disable, steps=None, churn=None, rho=None):
+        return self._bridge_sample(x_T, generator, disable, steps, churn, rho)
+    def _impute_window(self, w, observed, generator, disable, steps=None, churn=None, rho=None):
         "One batch of windows (scaled, NaN = missing): the bridge from the linear spline, observed entries held fixed."
-        return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, mask=~observed, observed=observed)
+        return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, rho, mask=~observed, observed=observed)
 
     def sample_from_trend(self,
                           trends, # (M, L, C) trend curves in your units (e.g. from `trend(x, kind)`)
                           n_per_trend:int=1, # samples per trend
                           seed:int|torch.Generator|None=None, # randomness of the sampler
-                          steps:int|None=None, churn:float|None=None, # sampler settings (default 40, 0.33)
+                          steps:int|None=None, churn:float|None=None, rho:float|None=None, # sampler settings (default 40, 0.33, 7)
                           batch_size:int=1024, disable:bool|None=None,
                          ) -> np.ndarray:
         "Series that follow the given trends: (M, n_per_trend, L, C) in your units (task='trend')."
-        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, steps=steps, churn=churn)
+        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, steps=steps, churn=churn, rho=rho)
 
     def impute(self,
                X, # (N, T, C) or (T, C) series in your units, NaN = missing; T may exceed the window length L
                n_samples:int=20, # imputations per series
                quantiles:tuple=(0.05, 0.95), # lower and upper band
                seed:int|torch.Generator|None=None, # randomness of the sampler
-               steps:int|None=None, churn:float|None=None, # sampler settings
+               steps:int|None=None, churn:float|None=None, rho:float|None=None, # sampler settings (default 40, 0.33, 7)
                overlap:int|None=None, # steps shared by consecutive windows on long series (default L // 2)
                return_samples:bool=False, # also return all samples
                disable:bool|None=None,
               ):
         "Fill NaN gaps with the point-preserving bridge sampler: median, bands (and samples), observed values kept exactly."
-        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, steps=steps, churn=churn)
+        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, steps=steps, churn=churn, rho=rho)
 
     def _extra_state(self): return {'prior': self.prior_.state_dict()} if self.config['task'] == 'unconditional' else {}
     def _load_extra(self, state):
