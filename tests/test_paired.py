@@ -165,3 +165,20 @@ def test_cli_fit_paired_and_translate(tmp_path):
         main(['translate', '--model', str(tmp_path / 'pair.pt'), '--input', str(tmp_path / 'bad.csv'), '--output', str(tmp_path / 'o.csv')])
     with pytest.raises(ValueError, match='x-columns'):
         main(['fit-paired', str(tmp_path / 'rec.csv'), '--out', str(tmp_path / 'p2.pt')])
+
+
+def test_resumed_fit_keeps_the_whole_fit_history(lorenz, tmp_path):
+    "A fit stopped at a checkpoint and resumed has the same per-step diagnostics as one run straight through (issue 18)."
+    tr, ck = lorenz.train, tmp_path / 'pair.ckpt.pt'
+    kw = dict(preset='tiny', steps=12, warmup=4, diag_every=3, checkpoint_every=4, threads=None)
+    whole = PairedDiffusion('lambda', **kw).fit(tr.X, tr.Y, disable=True).fit_history()
+    class Stop(Exception): pass
+    def stop(info):
+        if info['step'] == 9: raise Stop                                # after the step-8 checkpoint: step 9 is lost
+    with pytest.raises(Stop): PairedDiffusion('lambda', **kw).fit(tr.X, tr.Y, disable=True, checkpoint=ck, callback=stop)
+    resumed = PairedDiffusion('lambda', **kw).fit(tr.X, tr.Y, disable=True, checkpoint=ck, resume=True).fit_history()
+    assert len(resumed) == 12 and set(resumed.columns) == set(whole.columns)
+    pd_testing = pytest.importorskip('pandas').testing
+    pd_testing.assert_frame_equal(resumed[whole.columns], whole)
+    again = PairedDiffusion('lambda', **kw).fit(tr.X, tr.Y, disable=True, checkpoint=ck, resume=True)   # finished: 0 steps run
+    pd_testing.assert_frame_equal(again.fit_history()[whole.columns], whole)

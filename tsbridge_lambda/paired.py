@@ -150,6 +150,16 @@ PAIRED_PRESETS = {
 PAIRED_FORMAT = 'tsbridge_lambda.paired/1'
 DIRECTIONS = ('x|y', 'y|x')
 
+def _parts_state(parts:list) -> dict:
+    "The per-step loss parts and diagnostics as plain tensors (a model file or a checkpoint holds them like this)."
+    names = sorted({k for p in parts for k in p})
+    return {'part_names': names, 'parts': torch.tensor([[p.get(k, float('nan')) for k in names] for p in parts], dtype=torch.float64)}
+
+def _parts_from(state:dict|None) -> list:
+    "Inverse of `_parts_state` ([] for a file written before the parts were stored)."
+    if not state or 'parts' not in state: return []
+    return [dict(zip(state['part_names'], row)) for row in state['parts'].tolist()]
+
 class Translation(NamedTuple):
     "Result of `predict_y` / `predict_x`: mean and bands (N, L, C) in the target's units; samples (S, N, L, C) or None."
     mean: np.ndarray
@@ -246,7 +256,11 @@ class PairedDiffusion:
         trainer = Trainer(self.net_, loss_fn, data, batch_size=c['batch_size'], lr=c['lr'],
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
                           distributed=False, precision=self.precision, threads=self.threads)
-        if resume and checkpoint and Path(checkpoint).exists(): trainer.load_checkpoint(checkpoint)
+        self.parts_ = []
+        if resume and checkpoint and Path(checkpoint).exists():                  # the diagnostics of the steps already run come back too
+            trainer.load_checkpoint(checkpoint)
+            self.parts_ = _parts_from(trainer.extra.get('parts'))[:trainer.step]
+        trainer.extra['parts'] = lambda: _parts_state(self.parts_)              # written with every checkpoint
         def cb(info):
             self.parts_.append(dict(trainer.model.last_parts))
             if callback is not None: callback(info)
@@ -343,12 +357,10 @@ class PairedDiffusion:
     def save(self, path:str|Path) -> Path:
         "Write the fitted pair (config, EMA weights, scalers, history) to one file, atomically."
         self._check_fitted()
-        parts = sorted({k for p in self.parts_ for k in p})
         state = {'format': PAIRED_FORMAT, 'kind': 'paired_diffusion', 'config': dict(self.config), 'shape': [list(self.shape_[0]), self.shape_[1]],
                  'weights': {k: v.cpu() for k, v in self.model_.state_dict().items()},
                  'x_scaler': self.x_scaler.to_dict(), 'y_scaler': self.y_scaler.to_dict(),
-                 'history': torch.tensor(self.history_, dtype=torch.float64), 'part_names': parts,
-                 'parts': torch.tensor([[p.get(k, float('nan')) for k in parts] for p in self.parts_], dtype=torch.float64),
+                 'history': torch.tensor(self.history_, dtype=torch.float64), **_parts_state(self.parts_),
                  'columns': [list(c) for c in self.columns_] if self.columns_ else []}
         with atomic_write(path) as f: torch.save(state, f)
         return Path(path)
@@ -368,7 +380,7 @@ class PairedDiffusion:
         est.shape_ = (tuple(state['shape'][0]), int(state['shape'][1]))
         est.x_scaler, est.y_scaler = MinMaxScaler.from_dict(state['x_scaler']), MinMaxScaler.from_dict(state['y_scaler'])
         est.history_ = state['history'].tolist()
-        est.parts_ = [dict(zip(state['part_names'], row)) for row in state['parts'].tolist()]
+        est.parts_ = _parts_from(state)
         est.columns_ = tuple(state['columns']) if state.get('columns') else None
         est._build(); est.net_.load_state_dict(state['weights'])
         est.model_ = est.net_.to(est.device).eval()

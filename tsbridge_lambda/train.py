@@ -130,7 +130,7 @@ class Trainer:
                  checkpoint:str|Path|None=None, # file to write checkpoints to
                  checkpoint_every:int=1000, # steps between checkpoints (and one at the end)
                  distributed:bool|None=None, # None: when launched by torchrun with WORLD_SIZE > 1; True: always; False: never
-                 extra:dict|None=None, # plain data stored in every checkpoint (e.g. the scaler), returned by `read_checkpoint`
+                 extra:dict|None=None, # plain data stored in every checkpoint (e.g. the scaler), or zero-argument functions called when one is written; returned by `read_checkpoint`
                  precision:str='fp32', # 'bf16': the forward pass under bfloat16 autocast (GPU); weights and optimiser stay float32
                  threads:str|None='auto', # CPU: 'auto' follows the cores other processes leave free (see above); None: leave torch's setting
                  accumulate:int=1, # micro-batches of `batch_size` per optimiser step (the reference code's `gradient_accumulate_every`: 2)
@@ -309,7 +309,8 @@ class Trainer:
         return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'model': self.model.state_dict(), 'ema': self.ema.state_dict(),
                 'optimizer': self.opt.state_dict(), 'sched': dict(self.sched), 'generator': self.generator.get_state(),
                 'perm': self._perm, 'pos': self._pos, 'history': torch.tensor(self.history, dtype=torch.float64),
-                'torch_rng': rng, 'batch_size': self.batch_size, 'accumulate': self.accumulate, 'grad_norm': self.grad_norm, 'extra': self.extra}
+                'torch_rng': rng, 'batch_size': self.batch_size, 'accumulate': self.accumulate, 'grad_norm': self.grad_norm,
+                'extra': {k: v() if callable(v) else v for k, v in self.extra.items()}}
     def load_state_dict(self, state:dict):
         "Restore from `state_dict()`."
         if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
