@@ -146,6 +146,12 @@ def test_lambda_translation_rows_tiny(tmp_path):
     keys = sorted(f.name for f in (tmp_path / 'cache').glob('lorenz-*-seed*.json') if not f.name.endswith('.array.json'))
     assert len(keys) == 4 and all(re.fullmatch(r'lorenz-(w_o_align|LAMBDA)-seed[01]-[0-9a-f]{10}\.json', k) for k in keys), keys   # config fingerprint in the key
     assert not list((tmp_path / 'cache').glob('*.ckpt.pt'))                  # checkpoints go once a model is finished
+    kept = ex.model_file(tmp_path / 'cache', 'lorenz', ex.make_paired('lambda', s, seed=1), data)   # each fitted pair kept for other runs
+    assert kept.is_file() and len(list((tmp_path / 'cache').glob('lorenz-*.model.pt'))) == 4
+    assert ex.model_file(tmp_path / 'cache', 'lorenz', ex.make_paired('lambda', s, seed=2), data) != kept    # another seed: another file
+    from tsbridge_lambda.paired import PairedDiffusion
+    m = PairedDiffusion.load(kept)
+    assert m.config['seed'] == 1 and m.config['align'] == 'lambda' and np.isfinite(m.encode(data.test.X[:2])).all()
     real, fake = shown['y|x', 'LAMBDA']
     assert real.shape == fake.shape == (3, 16, 2)                          # Y = (y, z) of 3 test windows
     rec.figure(ex.trajectories_figure(data, shown, 'lorenz'), 'lorenz.png')

@@ -17,12 +17,13 @@ from .train import Trainer
 __all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
            'HIGHER_IS_BETTER', 'ABLATIONS', 'DIAGNOSTICS', 'METHODS', 'METRIC_NAMES', 'PAPER_SCALES', 'PAPERS',
            'PUBLISHED_SOURCE', 'PUBLISHED', 'experiments_dir', 'list_experiments', 'notebook_path', 'settings',
-           'paired_data', 'make_paired', 'config_key', 'subsample', 'translate_test', 'translation_scores', 'mean_std',
-           'paired_comparison', 'probe_scores', 'trajectory_figure', 'fit_summary', 'translation_rows',
-           'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate', 'score', 'pool',
-           'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'git_commit', 'run_folder', 'Recorder',
-           'unconditional_rows', 'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report',
-           'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run', 'main_report']
+           'paired_data', 'make_paired', 'config_key', 'model_file', 'subsample', 'translate_test',
+           'translation_scores', 'mean_std', 'paired_comparison', 'probe_scores', 'trajectory_figure', 'fit_summary',
+           'translation_rows', 'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate',
+           'score', 'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'git_commit',
+           'run_folder', 'Recorder', 'unconditional_rows', 'load_results', 'collect', 'table_markdown', 'settings_line',
+           'run_markdown', 'report', 'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run',
+           'main_report']
 
 # %% ../nbs/16_experiments.ipynb #73b11401
 PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed package
@@ -147,6 +148,16 @@ def config_key(prefix:str, # e.g. '<dataset>-<method>-seed<seed>'
               ) -> str:
     "`prefix` and a fingerprint of the model's whole configuration: a cache key that a resumed run cannot match with a model configured otherwise."
     return f"{prefix}-{hashlib.sha256(json.dumps(_jsonable(model.config), sort_keys=True).encode()).hexdigest()[:10]}"
+
+def model_file(folder, # a run's cache folder
+               name:str, # the dataset or gait pair
+               model, # a PairedDiffusion (fitted or not: only its configuration counts)
+               data, # the PairedData it is trained on
+              ) -> Path:
+    "Where a run keeps a fitted pair: named by the dataset, a fingerprint of the model's configuration and one of the exact training pairs, so another run (e.g. `lambda_probes` after `lambda_gait`) can read it back instead of retraining, and never a model trained otherwise."
+    h = hashlib.sha256(json.dumps(_jsonable(model.config), sort_keys=True).encode())
+    for a in (data.train.X, data.train.Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
+    return Path(folder) / f"{re.sub(r'[^A-Za-z0-9._=-]+', '_', name)}-{h.hexdigest()[:12]}.model.pt"
 
 def subsample(X, # windows (N, L, C)
               n:int|None, # how many to keep (None: all)
@@ -277,6 +288,7 @@ def translation_rows(rec, # the run's Recorder
             ckpt = rec.cache / f'{_slug(key)}.ckpt.pt'
             def run():                                   # one model: fit (checkpointed), translate both ways, score; kept in the run folder
                 model.fit(data.train.X, data.train.Y, disable=True, checkpoint=ckpt, resume=True)
+                model.save(model_file(rec.cache, name, model, data))     # for other runs on the same pairs (lambda_probes)
                 out = dict(scores={}, diag=fit_summary(model), lam=float(model.lambda_))
                 for d in DIRECTION_NAMES:
                     real, tr = translate_test(model, data, d, s, seed=seed)
