@@ -498,7 +498,7 @@ def fit_history_figure(histories:dict, # {name: PairedDiffusion.fit_history()}, 
                        smooth:int=20, # rolling mean over this many steps (the gradient ratios: over smooth // 5 measurements)
                        title:str='', # figure title
                       ):
-    "Four panels over the training steps: lambda, within-window latent variance of h_X (solid) and h_Y (dashed), gradient ratio, InfoNCE accuracy."
+    "Four panels over the training steps: lambda, within-window latent variance of h_X (solid) and h_Y (dashed), gradient ratio, InfoNCE accuracy (dotted: `pos_acc`, the same window position picked in another sequence)."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 4, figsize=(13, 2.6))
     roll = lambda v, k: v.rolling(max(1, k), min_periods=1).mean()
@@ -510,7 +510,8 @@ def fit_history_figure(histories:dict, # {name: PairedDiffusion.fit_history()}, 
             if f'ratio_{k}' in h and h[f'ratio_{k}'].notna().any():
                 r = h[f'ratio_{k}'].dropna(); axs[2].plot(r.index, roll(r, smooth // 5), color=c, ls=ls)
         if 'acc' in h: axs[3].plot(roll(h['acc'], smooth), color=c, label=name)
-    for ax, t in zip(axs, ('lambda', 'within-window variance of Z', '|grad align| / |grad den| (encoders)', 'InfoNCE top-1 accuracy')):
+        if 'pos_acc' in h: axs[3].plot(roll(h['pos_acc'], smooth), color=c, ls=':')   # windows of another sequence: position alone
+    for ax, t in zip(axs, ('lambda', 'within-window variance of Z', '|grad align| / |grad den| (encoders)', 'InfoNCE top-1 (dotted: by position alone)')):
         ax.set_title(t, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
     axs[0].set_yscale('log'); axs[2].set_yscale('log'); axs[1].legend(fontsize=7, frameon=False)
     if title: fig.suptitle(title, fontsize=10)
