@@ -64,4 +64,5 @@ def test_grid_warping_rho_is_a_sampler_setting(sines):
     tb.config['sample_rho'] = 3.
     assert np.array_equal(tb.sample(6, seed=3, steps=6, disable=True), tb.sample(6, seed=3, steps=6, rho=3., disable=True))
     with pytest.raises(ValueError, match='rho'): tb.sample(2, seed=0, rho=-1., disable=True)
+    with pytest.raises(ValueError, match='rho'): tb.sample(2, seed=0, rho='7', disable=True)
     with pytest.raises(ValueError, match='sample_rho'): TimeBridge(sample_rho=0, **TINY)

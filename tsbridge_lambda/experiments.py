@@ -157,7 +157,7 @@ def model_file(folder, # a run's cache folder
     "Where a run keeps a fitted pair: named by the dataset, a fingerprint of the model's configuration and one of the exact training pairs, so another run (e.g. `lambda_probes` after `lambda_gait`) can read it back instead of retraining, and never a model trained otherwise."
     h = hashlib.sha256(json.dumps(_jsonable(model.config), sort_keys=True).encode())
     for a in (data.train.X, data.train.Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
-    return Path(folder) / f"{re.sub(r'[^A-Za-z0-9._=-]+', '_', name)}-{h.hexdigest()[:12]}.model.pt"
+    return Path(folder) / f"{_slug(name)}-{h.hexdigest()[:12]}.model.pt"
 
 def subsample(X, # windows (N, L, C)
               n:int|None, # how many to keep (None: all)

@@ -334,7 +334,7 @@ class TimeBridge(_Estimator):
         if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
             raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
         if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
-        if rho is not None and (isinstance(rho, bool) or not np.isfinite(rho) or rho <= 0):
+        if rho is not None and (isinstance(rho, bool) or not isinstance(rho, (int, float)) or not np.isfinite(rho) or rho <= 0):
             raise ValueError(f"rho (the Karras grid's warping) must be a positive number (default {c.get('sample_rho', 7.)}), got {rho!r}.")
         ts = karras_times(steps or c['sample_steps'], rho=float(rho or c.get('sample_rho', 7.)), T=bridge.T, device='cpu')
         return sample_heun(self._denoiser(self._sampling_net()), x_T, ts,
