@@ -39,7 +39,7 @@ def impute_series(model, # a fitted TimeBridge or GaussianDiffusion with task='i
                   X, # (N, T, C) or (T, C), NaN = missing, in the user's units
                   n_samples:int=20, quantiles:tuple=(0.05, 0.95), seed=None,
                   overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
-                  **sampler_kw, # passed to the model's window sampler (steps=, churn= for TimeBridge; nfe= for the baseline)
+                  **sampler_kw, # passed to the model's window sampler (steps=, churn=, rho= for TimeBridge; nfe= for the baseline)
                  ) -> Imputation:
     "Impute every NaN of X with the model's conditional sampler, window by window (see above)."
     dtype = np.asarray(X).dtype if np.issubdtype(np.asarray(X).dtype, np.floating) else np.float32

@@ -149,7 +149,7 @@ class _Estimator:
                seed:int|torch.Generator|None=None, # randomness of the prior draw and the sampler
                batch_size:int=1024, # windows per sampler batch (memory)
                disable:bool|None=None, # True silences the progress bar
-               **kw, # sampler settings, e.g. steps= / churn= (TimeBridge) or nfe= (GaussianDiffusion)
+               **kw, # sampler settings, e.g. steps= / churn= / rho= (TimeBridge) or nfe= (GaussianDiffusion)
               ) -> np.ndarray:
         "Draw `n` windows (n, L, C) in the units of the training data."
         self._check_fitted()
