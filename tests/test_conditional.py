@@ -200,3 +200,20 @@ def test_pypots_baselines_keep_observed_values_and_are_seeded(sines, monkeypatch
     with pytest.raises(ValueError, match='model must be one of'): conditional.PyPOTSImputer('BRITS')
     monkeypatch.setattr(conditional, 'pypots_available', lambda: False)
     with pytest.raises(ImportError, match=r'tsbridge_lambda\[baselines\]'): conditional.PyPOTSImputer('SAITS')
+
+
+def test_imputation_is_not_capped_at_the_training_range(sines):
+    "Issue 17: a test period outside the training range (Energy's warmer spring) is imputed there, not clamped to the training max."
+    imp = TimeBridge(task='impute', steps=2, **TINY).fit(sines[:64], disable=True)
+    assert imp.config['clip_denoised'] is None and TimeBridge(**TINY).config['clip_denoised'] == 1.
+    hi_c = sines[:64].max((0, 1))                                            # each channel's training maximum
+    x = sines[64:66] + (sines[:64].max() - sines[:64].min())                 # every value at or above it
+    gappy = x.copy(); gappy[:, 8:14, :] = np.nan
+    res = imp.impute(gappy, n_samples=2, seed=0, steps=6, disable=True)
+    assert (res.median[:, 8:14] > hi_c).mean() > 0.9, res.median[:, 8:14].max((0, 1)) - hi_c
+    imp.config['clip_denoised'] = 1.                                         # the clamp this replaces: held at the training max
+    capped = imp.impute(gappy, n_samples=2, seed=0, steps=6, disable=True).median
+    span = hi_c - sines[:64].min((0, 1))
+    assert (capped[:, 8:14] < hi_c + 0.05 * span).all() and (res.median[:, 8:14] - hi_c).max() > 0.5 * span.min()
+    with pytest.raises(ValueError, match='clip_denoised'): TimeBridge(clip_denoised=-1, **TINY)
+    assert TimeBridge(clip_denoised=False, **TINY).config['clip_denoised'] is None

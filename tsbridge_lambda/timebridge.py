@@ -234,7 +234,7 @@ class TimeBridge(_Estimator):
                  task:str='unconditional', # 'unconditional' (prior -> data), 'trend' (trend -> data) or 'impute' (spline -> data)
                  **config, # overrides: trend ('linear'|'poly'|'butter'), mask ('random'|'geometric'), missing_ratio (a
                            # ratio or a (low, high) range drawn per batch), mean_missing_run; steps, batch_size, accumulate (micro-batches per step), patience, lr, warmup, beta_min, beta_d, sigma_data, eta, length_scale,
-                           # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, sample_rho, clip_denoised,
+                           # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, sample_rho, clip_denoised ('auto': 1, none for impute),
                            # condition_on_prior, parameterization ('x0'|'residual'; default 'residual' for trend and impute),
                            # condition_on_mask and hold_observed (impute; default True), schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the network, not saved
@@ -250,6 +250,13 @@ class TimeBridge(_Estimator):
             raise ValueError(f"missing_ratio must be a fraction in (0, 1) or a range (low, high) inside it, got {r!r}.")
         if task != 'unconditional' and preset in SIGMA_DATA and 'beta_d' not in config:   # SPEC §2: conditional tasks
             c['beta_min'], c['beta_d'] = VP_PRESETS['conditional']
+        # clamping the x_0 estimate to the training range [-1, 1] suits generation; an imputation must be free to leave it
+        # (a test period warmer than any training day: Energy's temperatures, issue 17), so 'auto' clamps all but task='impute'
+        if c['clip_denoised'] == 'auto': c['clip_denoised'] = None if task == 'impute' else 1.
+        if c['clip_denoised'] is False: c['clip_denoised'] = None
+        cl = c['clip_denoised']
+        if cl is not None and (isinstance(cl, bool) or not isinstance(cl, (int, float)) or not cl > 0):
+            raise ValueError(f"clip_denoised must be 'auto', a positive bound on the scaled x_0 estimate (1: the training range) or False, got {cl!r}.")
         rho = c['sample_rho']
         if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not np.isfinite(rho) or rho <= 0:
             raise ValueError(f"sample_rho (the Karras grid's warping, default 7) must be a positive number, got {rho!r}.")
@@ -264,7 +271,7 @@ class TimeBridge(_Estimator):
     @staticmethod
     def _defaults(): return dict(task='unconditional', trend='linear', mask='random', missing_ratio=(0.1, 0.9), mean_missing_run=3.,
                                  prior='gp', length_scale='mle', weighting='bridge', loss='l1', lambda_f=None, sample_steps=40,
-                                 churn=0.33, sample_rho=7., clip_denoised=1., condition_on_prior=True, parameterization=None, condition_on_mask=None,
+                                 churn=0.33, sample_rho=7., clip_denoised='auto', condition_on_prior=True, parameterization=None, condition_on_mask=None,
                                  hold_observed=None, schedule='vp', T=None, backbone=None, seed=0, device=None,
                                  lr=8e-4, warmup=500, checkpoint_every=1000)
     _legacy_config = dict(parameterization='x0', condition_on_mask=False, hold_observed=False)   # files saved before these settings
