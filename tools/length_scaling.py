@@ -95,15 +95,10 @@ def log(*a):
 def _load():
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, 'getloadavg') else None
 
-def _jsonable(x):
-    "Tuples as lists, NaN and inf as None (strict JSON)."
-    if isinstance(x, dict): return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x): return None
-    return x
-
 def write_json(path:Path, obj):
+    "Strict JSON (experiments._jsonable: NaN and inf as None, tuples as lists, numpy scalars as numbers), written atomically."
     from tsbridge_lambda.core import atomic_write
+    from tsbridge_lambda.experiments import _jsonable
     with atomic_write(path, 'w') as f: json.dump(_jsonable(obj), f, indent=1)
 
 def ints(text): return [int(v) for v in text.split(',') if v.strip()]

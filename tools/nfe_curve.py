@@ -87,7 +87,7 @@ CPU cost (rough; the machine was busy with a training job, load about 2 on 2 cor
     results (about 5 hours more).
 """
 from __future__ import annotations
-import argparse, datetime, hashlib, json, math, os, sys, time
+import argparse, datetime, hashlib, json, os, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,15 +214,10 @@ class Scorer:
         return self.literal_score(fake, seed) if self.literal else self.shared(fake, seed)
 
 # -- files -----------------------------------------------------------------------------------------------------------------
-def _jsonable(x):
-    "Tuples as lists, NaN and inf as None (strict JSON)."
-    if isinstance(x, dict): return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x): return None
-    return x
-
 def write_json(path:Path, obj):
+    "Strict JSON (experiments._jsonable: NaN and inf as None, tuples as lists, numpy scalars as numbers), written atomically."
     from tsbridge_lambda.core import atomic_write
+    from tsbridge_lambda.experiments import _jsonable
     with atomic_write(path, 'w') as f: json.dump(_jsonable(obj), f, indent=1)
 
 def save_npy(path:Path, x):
@@ -348,7 +343,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import numpy as np, torch
-    from tsbridge_lambda.experiments import settings, train_windows, PRESETS, git_commit
+    from tsbridge_lambda.experiments import settings, train_windows, PRESETS, git_commit, _jsonable
     from tsbridge_lambda.timebridge import TimeBridge
     if args.threads: torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
