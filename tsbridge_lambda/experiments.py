@@ -100,19 +100,20 @@ def settings(preset:str='quick', # 'quick', 'medium' (TimeBridge only) or 'paper
 # %% ../nbs/16_experiments.ipynb #753909a9
 LAMBDA_PRESETS = {
     'quick': dict(net='tiny', steps=300, batch_size=32, seq_len=64, split=(0.7, 0.3), n_trajectories=200, max_test=32, n_samples=4,
-                  nfe=20, fid_iters=50, pred_iters=200, seeds=(0,), device='cpu', torch_threads=1, checkpoint_every=None),
+                  nfe=20, fid_iters=50, pred_iters=200, seeds=(0,), device='cpu', torch_threads=1, checkpoint_every=None, decoder_input=None),
     'medium': dict(net='quick', steps=3000, batch_size=64, seq_len=64, split=(0.7, 0.3), n_trajectories=1000, max_test=None, n_samples=8,
                    nfe=50, fid_iters=200, pred_iters=2000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None,
-                   checkpoint_every=250),
+                   checkpoint_every=250, decoder_input=None),
     'paper': dict(net='paper', steps=None, batch_size=None, seq_len=128, split=(0.8, 0.1, 0.1), n_trajectories=1000, max_test=None,
                   n_samples=10, nfe=None, fid_iters=None, pred_iters=5000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None,
-                  checkpoint_every=None),
+                  checkpoint_every=None, decoder_input=None),
 }
 SETTING_NOTES.update({
     'net': "PairedDiffusion preset: network, diffusion steps, default steps and batch", 'seq_len': 'window length L',
     'split': 'fractions of subjects (gait) or trajectories held out: (train, test) or (train, val, test)',
     'n_trajectories': 'simulated trajectories of Lorenz and the pendulum', 'n_samples': 'conditional samples per test window (their mean is the prediction)',
     'nfe': 'DDIM network evaluations (None: the full DDPM chain)',
+    'decoder_input': "where each denoiser's decoder starts: None or 'embedding' (Diffusion-TS: the input embedding of x_t), 'latent' (the aligned Z)",
     'seeds': 'training seeds: every method is trained once per seed, and compared with the baseline seed by seed'})
 
 PAIRS = {'angles-moments': ('angles', 'moments'), 'angles-grf': ('angles', 'grf'), 'moments-grf': ('moments', 'grf')}
@@ -141,7 +142,7 @@ def make_paired(align:str, # a key of ALIGN_NAMES
     "An unfitted `PairedDiffusion` for one row of LAMBDA's tables."
     from tsbridge_lambda.paired import PairedDiffusion
     return PairedDiffusion(align, preset=s['net'], steps=s['steps'], batch_size=s['batch_size'], seed=seed, device=s['device'],
-                           checkpoint_every=s.get('checkpoint_every'), **config)
+                           checkpoint_every=s.get('checkpoint_every'), decoder_input=s.get('decoder_input'), **config)
 
 def config_key(prefix:str, # e.g. '<dataset>-<method>-seed<seed>'
                model, # an estimator with a `config` dict

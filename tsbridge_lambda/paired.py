@@ -21,11 +21,13 @@ from .data import MinMaxScaler
 from .align import Alignment, ALIGNMENTS
 
 # %% auto #0
-__all__ = ['PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'PAIRED_DATA', 'ConditionalDenoiser', 'PairedNet',
+__all__ = ['DECODER_INPUTS', 'PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'PAIRED_DATA', 'ConditionalDenoiser', 'PairedNet',
            'encoder_parameters', 'paired_loss', 'Translation', 'PairedDiffusion', 'translate_series', 'translate_csv',
            'load_pairs', 'add_paired_commands', 'run_paired_command', 'fit_history_figure']
 
 # %% ../nbs/14_paired.ipynb #9255d157
+DECODER_INPUTS = ('embedding', 'latent')
+
 class ConditionalDenoiser(DiffusionTS):
     "p(target | condition): encoder over the noisy target (latents Z), condition encoder, decoder attending to both."
     def __init__(self,
@@ -33,12 +35,14 @@ class ConditionalDenoiser(DiffusionTS):
                  seq_len:int, # L, shared by both modalities
                  cond_in:int, # C of the conditioning modality
                  n_layer_cond:int=1, # blocks of the condition encoder
+                 decoder_input:str='embedding', # where the decoder starts: 'embedding' of x_t (Diffusion-TS) or the 'latent' Z
                  **kw, # DiffusionTS settings (n_layer_enc, n_layer_dec, d_model, n_heads, ...)
                 ):
         if cond_in < 1: raise ValueError(f"cond_in must be at least 1 channel, got {cond_in}.")
+        if decoder_input not in DECODER_INPUTS: raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {decoder_input!r}.")
         super().__init__(n_channels, seq_len, **kw)
         d = self.d_model
-        self.cond_in = cond_in
+        self.cond_in, self.decoder_input = cond_in, decoder_input
         self.cond_embed = nn.Conv1d(cond_in, d, 3, padding=1)
         self.pos_cond = nn.Parameter(torch.empty(1, seq_len, d).uniform_(-0.02, 0.02))
         self.cond_time = nn.Parameter(torch.zeros(d))
@@ -62,7 +66,8 @@ class ConditionalDenoiser(DiffusionTS):
                ):
         "Estimate of the clean target (N, L, C) (and the latents Z)."
         z, emb, temb = self.encode(x, t)                 # DiffusionTS's encoder: Z = h(x_t, t)
-        out = self.decode(emb, torch.cat([z, self.encode_condition(cond)], 1), temb).out
+        if self.decoder_input == 'latent': out = self.decode(z, self.encode_condition(cond), temb).out
+        else: out = self.decode(emb, torch.cat([z, self.encode_condition(cond)], 1), temb).out
         return (out, z) if return_latent else out
 
 # %% ../nbs/14_paired.ipynb #f625d63b
@@ -184,6 +189,7 @@ class PairedDiffusion:
                  embed:str='mean', # window embedding of the InfoNCE: 'mean' (the window's mean latent) or 'flat' (its S*d numbers)
                  grad_share:float=0.1, # lam='adapt': target ratio of alignment to denoising gradient norm on the encoders
                  diag_every:int=10, # steps between gradient-ratio measurements (and lambda updates with lam='adapt')
+                 decoder_input:str|None=None, # where each decoder starts: 'embedding' of x_t (Diffusion-TS, the default) or the 'latent' Z
                  **config, # overrides: n_steps, betas, steps, batch_size, lr, warmup, net (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the networks, not saved
                 ):
@@ -205,6 +211,11 @@ class PairedDiffusion:
             raise ValueError(f"align_scale must be 'paper' or a positive number, got {align_scale!r}.")
         if isinstance(diag_every, bool) or not isinstance(diag_every, int) or diag_every < 1: raise ValueError(f"diag_every must be a positive int, got {diag_every!r}.")
         self.config.update(align_scale=align_scale, cov_norm=cov_norm, center=bool(center), embed=embed, grad_share=grad_share, diag_every=diag_every)
+        if decoder_input is not None:                              # kept in the network settings, and only when not the default,
+            if decoder_input not in DECODER_INPUTS:                # so models configured before the option keep their fingerprints
+                raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {decoder_input!r}.")
+            net = {k: v for k, v in self.config['net'].items() if k != 'decoder_input'}
+            self.config['net'] = net if decoder_input == 'embedding' else {**net, 'decoder_input': decoder_input}
         Alignment(align, lam=lam, terms=terms, cov_norm=cov_norm, embed=embed, grad_share=grad_share)   # validate the alignment settings now
         self.model_, self.x_scaler, self.y_scaler, self.shape_, self.history_, self.parts_ = None, None, None, None, [], []
         self.columns_ = None # (X column names, Y column names), when known
