@@ -72,7 +72,7 @@ def test_latent_decoder_input_routes_the_target_through_z(lorenz, tmp_path):
     tr, te = lorenz.train, lorenz.test
     assert 'decoder_input' not in PairedDiffusion('lambda', preset='tiny').config['net']            # fingerprints of older models unchanged
     assert 'decoder_input' not in PairedDiffusion('lambda', preset='tiny', decoder_input='embedding').config['net']
-    m = PairedDiffusion('lambda', preset='tiny', steps=10, decoder_input='latent').fit(tr.X, tr.Y, disable=True)
+    m = PairedDiffusion('lambda', preset='tiny', steps=10, decoder_input='latent', device='cpu').fit(tr.X, tr.Y, disable=True)
     den = m.model_.den_y
     assert den.decoder_input == 'latent'
     x, c = torch.randn(3, *tr.Y.shape[1:]), torch.randn(3, *tr.X.shape[1:])
@@ -80,10 +80,13 @@ def test_latent_decoder_input_routes_the_target_through_z(lorenz, tmp_path):
     with torch.no_grad():
         assert torch.allclose(den(x, torch.full((3,), 0.3), cond=c), den.decode(z, den.encode_condition(c), temb).out)
     m.save(tmp_path / 'pair.pt')
-    back = PairedDiffusion.load(tmp_path / 'pair.pt')
+    back = PairedDiffusion.load(tmp_path / 'pair.pt', device='cpu')
     assert back.config['net']['decoder_input'] == 'latent'
     np.testing.assert_array_equal(back.predict_y(te.X[:2], nfe=3, seed=0, disable=True).mean, m.predict_y(te.X[:2], nfe=3, seed=0, disable=True).mean)
     with pytest.raises(ValueError, match='decoder_input must be one of'): PairedDiffusion('lambda', decoder_input='z')
+    with pytest.raises(ValueError, match='decoder_input must be one of'): PairedDiffusion('lambda', net=dict(d_model=16, decoder_input='z'))
+    net = dict(PairedDiffusion('lambda', preset='tiny').config['net'], decoder_input='embedding')
+    assert PairedDiffusion('lambda', preset='tiny', net=net).config == PairedDiffusion('lambda', preset='tiny').config   # same fingerprint
     both = PairedDiffusion('none', preset='tiny', steps=10, threads=None, decoder_input='latent').fit(tr.X, tr.Y, disable=True)
     alone = PairedDiffusion('none', preset='tiny', steps=10, directions=('y|x',), threads=None, decoder_input='latent').fit(tr.X, tr.Y, disable=True)
     s1, s2 = both.trainer_.model.den_y.state_dict(), alone.trainer_.model.den_y.state_dict()

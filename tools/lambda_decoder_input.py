@@ -11,7 +11,7 @@ Usage, from the repository root:
 
     python tools/lambda_decoder_input.py [--preset quick] [--steps N] [--seeds 0,1,2] [--out-dir runs/lambda_decoder_input]
 
-  Each fit's scores are written to OUT_DIR/<decoder input>-<align>-seed<k>.json (atomic) as soon as they exist and are
+  Each fit's scores are written to OUT_DIR/<preset>-<steps>steps-<decoder input>-<align>-seed<k>.json (atomic) as soon as they exist and are
   read back on a re-run; the summary goes to nbs/experiments/measurements/lambda_decoder_input.json (--out).
 
 Protocol (the `14_paired` notebook's Lorenz check): 1000 trajectories, windows of 64, split by trajectory
@@ -49,7 +49,7 @@ def main(argv=None):
     for inp in inputs:
         for seed in seeds:
             for align in ('none', 'lambda'):
-                f = out_dir / f'{inp}-{align}-seed{seed}.json'
+                f = out_dir / f"{a.preset}-{a.steps or 'default'}steps-{inp}-{align}-seed{seed}.json"   # a rerun reuses only the same settings
                 if f.exists(): cells[inp, align, seed] = json.loads(f.read_text()); continue
                 t0 = time.time()
                 m = PairedDiffusion(align, preset=a.preset, seed=seed, steps=a.steps, decoder_input=inp).fit(tr.X, tr.Y, disable=True)

@@ -211,11 +211,12 @@ class PairedDiffusion:
             raise ValueError(f"align_scale must be 'paper' or a positive number, got {align_scale!r}.")
         if isinstance(diag_every, bool) or not isinstance(diag_every, int) or diag_every < 1: raise ValueError(f"diag_every must be a positive int, got {diag_every!r}.")
         self.config.update(align_scale=align_scale, cov_norm=cov_norm, center=bool(center), embed=embed, grad_share=grad_share, diag_every=diag_every)
-        if decoder_input is not None:                              # kept in the network settings, and only when not the default,
-            if decoder_input not in DECODER_INPUTS:                # so models configured before the option keep their fingerprints
-                raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {decoder_input!r}.")
-            net = {k: v for k, v in self.config['net'].items() if k != 'decoder_input'}
-            self.config['net'] = net if decoder_input == 'embedding' else {**net, 'decoder_input': decoder_input}
+        net = dict(self.config['net'])                             # decoder_input lives in the network settings, and only when
+        di = net.pop('decoder_input', 'embedding') if decoder_input is None else decoder_input   # not the default, so models
+        if di not in DECODER_INPUTS:                               # configured before the option keep their fingerprints
+            raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {di!r}.")
+        net.pop('decoder_input', None)
+        self.config['net'] = net if di == 'embedding' else {**net, 'decoder_input': di}
         Alignment(align, lam=lam, terms=terms, cov_norm=cov_norm, embed=embed, grad_share=grad_share)   # validate the alignment settings now
         self.model_, self.x_scaler, self.y_scaler, self.shape_, self.history_, self.parts_ = None, None, None, None, [], []
         self.columns_ = None # (X column names, Y column names), when known
