@@ -34,7 +34,6 @@ def main(argv=None):
     ap.add_argument('--out-dir', default='runs/lambda_decoder_input')
     ap.add_argument('--out', default='nbs/experiments/measurements/lambda_decoder_input.json')
     a = ap.parse_args(argv)
-    import torch
     from tsbridge_lambda.paired import PairedDiffusion
     from tsbridge_lambda.data import load_dataset
     from tsbridge_lambda.experiments import paired_comparison, _jsonable

@@ -57,11 +57,15 @@ def denoising_mse(m, D, C, mod:str, i:int, ablate:bool) -> float:
     idx = torch.full((len(x0),), i, dtype=torch.long)
     xt = sch.q_sample(x0, idx, torch.randn(x0.shape, generator=make_generator(0, 'cpu')))
     xt, c, x0 = xt.to(m.device), c.to(m.device), x0.to(m.device)
-    with torch.no_grad():
-        z, emb, temb = den.encode(xt, ddpm_time(idx, sch.n_steps).to(m.device))
-        if ablate: z = z.mean(0, keepdim=True).expand_as(z)
-        if den.decoder_input == 'latent': out = den.decode(z, den.encode_condition(c), temb).out     # the decoder starts from Z
-        else: out = den.decode(emb, torch.cat([z, den.encode_condition(c)], 1), temb).out
+    encode = den.encode
+    def without_content(*a, **k):                                 # Z replaced by its batch mean at each position
+        z, emb, temb = encode(*a, **k)
+        return z.mean(0, keepdim=True).expand_as(z), emb, temb
+    if ablate: den.encode = without_content                       # the model's own forward, whichever decoder_input it has
+    try:
+        with torch.no_grad(): out = den(xt, ddpm_time(idx, sch.n_steps).to(m.device), cond=c)
+    finally:
+        if ablate: del den.encode
     return float((out - x0).pow(2).mean())
 
 def main(argv=None):
@@ -76,7 +80,6 @@ def main(argv=None):
     a = ap.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    from tsbridge_lambda.paired import PairedDiffusion
     from tsbridge_lambda.experiments import paired_data, subsample, _jsonable
     from tsbridge_lambda.core import atomic_write
     s = json.loads(Path(a.settings).read_text())
