@@ -172,7 +172,7 @@ def test_unpaired_and_bad_inputs(lorenz):
     with pytest.raises(TypeError, match='unknown settings'): PairedDiffusion(stepz=3)
 
 
-def test_cli_fit_paired_and_translate(tmp_path):
+def test_cli_fit_paired_and_translate(tmp_path, capsys):
     import pandas as pd
     from tsbridge_lambda.cli import main
     t = np.arange(400) * 0.05
@@ -191,6 +191,14 @@ def test_cli_fit_paired_and_translate(tmp_path):
         main(['translate', '--model', str(tmp_path / 'pair.pt'), '--input', str(tmp_path / 'bad.csv'), '--output', str(tmp_path / 'o.csv')])
     with pytest.raises(ValueError, match='x-columns'):
         main(['fit-paired', str(tmp_path / 'rec.csv'), '--out', str(tmp_path / 'p2.pt')])
+    # the alignment settings of issue 18 reach the model from the command line and are saved with it
+    base = ['fit-paired', str(tmp_path / 'rec.csv'), '--x-columns', 'a,b', '--y-columns', 'f', '--seq-len', '24', '--preset', 'tiny', '--steps', '3', '--quiet']
+    assert main(base + ['--decoder-input', 'latent', '--lam', '0.5', '--grad-share', '0.3', '--out', str(tmp_path / 'p3.pt')]) == 0
+    c = PairedDiffusion.load(tmp_path / 'p3.pt').config
+    assert (c['lam'], c['grad_share'], c['net']['decoder_input']) == (0.5, 0.3, 'latent')
+    for bad in (['--lam', 'often'], ['--decoder-input', 'z']):
+        with pytest.raises(SystemExit): main(base + bad + ['--out', str(tmp_path / 'p4.pt')])
+    assert 'often' in capsys.readouterr().err
 
 
 def test_resumed_fit_keeps_the_whole_fit_history(lorenz, tmp_path):

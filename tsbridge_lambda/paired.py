@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_paired.ipynb #6b3ffdb1
 from __future__ import annotations
-import math
+import argparse, math
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -465,6 +465,12 @@ def load_pairs(data:str, # 'lorenz', 'pendulum', 'pendulum-chaotic', 'gait' or a
     wx, wy = (from_csv(data, columns=c, seq_len=seq_len, stride=max(1, seq_len // 4)) for c in (x_columns, y_columns))
     return wx.X, wy.X, (list(x_columns), list(y_columns))
 
+def _lam_arg(text:str):
+    "`--lam`: 'adapt', 'learn' or a number."
+    if text in ('adapt', 'learn'): return text
+    try: return float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"--lam must be 'adapt', 'learn' or a number, got {text!r}") from None
+
 def add_paired_commands(sub):
     "Add `fit-paired` and `translate` to the `tsbl` parser."
     f = sub.add_parser('fit-paired', help='fit LAMBDA (PairedDiffusion) on a paired test bed or a CSV with two modalities')
@@ -478,6 +484,12 @@ def add_paired_commands(sub):
     f.add_argument('--checkpoint', default=None); f.add_argument('--resume', action='store_true')
     f.add_argument('--seed', type=int, default=0); f.add_argument('--device', default=None); f.add_argument('--quiet', action='store_true')
     f.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
+    f.add_argument('--decoder-input', choices=DECODER_INPUTS, default=None,
+                   help="where each decoder starts: 'embedding' of x_t (Diffusion-TS, the default) or the aligned 'latent' Z")
+    f.add_argument('--lam', type=_lam_arg, default='adapt',
+                   help="alignment weight: 'adapt' (default: gradient share held at --grad-share), 'learn' (uncertainty weighting) or a number")
+    f.add_argument('--grad-share', type=float, default=0.1,
+                   help='--lam adapt: target ratio of alignment to denoising gradient norm on the encoders (default 0.1)')
     t = sub.add_parser('translate', help='translate a CSV recording of one modality into the other with a fitted pair')
     t.add_argument('--model', required=True); t.add_argument('--input', required=True); t.add_argument('--output', required=True)
     t.add_argument('--to', choices=['x', 'y'], default='y', help="modality to predict (default y: Y from X)")
@@ -495,7 +507,7 @@ def run_paired_command(args) -> int:
     if args.command == 'fit-paired':
         X, Y, cols = load_pairs(args.data, args.seq_len, split(args.x_columns), split(args.y_columns), args.data_dir)
         m = PairedDiffusion(args.align, preset=args.preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                            precision=args.precision)
+                            precision=args.precision, decoder_input=args.decoder_input, lam=args.lam, grad_share=args.grad_share)
         m.fit(X, Y, disable=quiet, checkpoint=args.checkpoint, resume=args.resume)
         m.columns_ = cols; m.save(args.out)
         print(f"fitted PairedDiffusion(align={args.align!r}) on {len(X)} pairs, X {X.shape[1:]} / Y {Y.shape[1:]}; lambda {m.lambda_:.3f}; wrote {args.out}")
