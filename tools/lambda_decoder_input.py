@@ -57,7 +57,8 @@ def main(argv=None):
             for align, g in arms:
                 gs = '' if g in (None, 0.1) else f'-gs{g:g}'
                 f = out_dir / f"{a.preset}-{a.steps or 'default'}steps-{inp}-{align}{gs}-seed{seed}.json"   # a rerun reuses only the same settings
-                if f.exists(): cells[inp, align, g, seed] = json.loads(f.read_text()); continue
+                if f.exists():                                   # cells of the first pilot were written before grad_share was recorded
+                    cells[inp, align, g, seed] = {'grad_share': g, **json.loads(f.read_text())}; continue
                 t0 = time.time()
                 kw = {} if g is None else dict(grad_share=g)
                 m = PairedDiffusion(align, preset=a.preset, seed=seed, steps=a.steps, decoder_input=inp, **kw).fit(tr.X, tr.Y, disable=True)
