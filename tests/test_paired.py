@@ -193,12 +193,19 @@ def test_cli_fit_paired_and_translate(tmp_path, capsys):
         main(['fit-paired', str(tmp_path / 'rec.csv'), '--out', str(tmp_path / 'p2.pt')])
     # the alignment settings of issue 18 reach the model from the command line and are saved with it
     base = ['fit-paired', str(tmp_path / 'rec.csv'), '--x-columns', 'a,b', '--y-columns', 'f', '--seq-len', '24', '--preset', 'tiny', '--steps', '3', '--quiet']
-    assert main(base + ['--decoder-input', 'latent', '--lam', '0.5', '--grad-share', '0.3', '--out', str(tmp_path / 'p3.pt')]) == 0
+    assert main(base + ['--decoder-input', 'latent', '--grad-share', '0.3', '--out', str(tmp_path / 'p3.pt')]) == 0
     c = PairedDiffusion.load(tmp_path / 'p3.pt').config
-    assert (c['lam'], c['grad_share'], c['net']['decoder_input']) == (0.5, 0.3, 'latent')
-    for bad in (['--lam', 'often'], ['--decoder-input', 'z']):
+    assert (c['lam'], c['grad_share'], c['net']['decoder_input']) == ('adapt', 0.3, 'latent')
+    assert main(base + ['--lam', '0.5', '--out', str(tmp_path / 'p3.pt')]) == 0 and PairedDiffusion.load(tmp_path / 'p3.pt').config['lam'] == 0.5
+    for bad, msg in ((['--lam', 'often'], "--lam: must be 'adapt', 'learn' or a finite number >= 0, got 'often'"),
+                     (['--lam', '-1'], "got '-1'"), (['--grad-share', '0'], '--grad-share: must be a finite number > 0'),
+                     (['--decoder-input', 'z'], "invalid choice: 'z'")):
         with pytest.raises(SystemExit): main(base + bad + ['--out', str(tmp_path / 'p4.pt')])
-    assert 'often' in capsys.readouterr().err
+        assert msg in capsys.readouterr().err
+    with pytest.raises(ValueError, match='with --align none there is none'):
+        main(base + ['--align', 'none', '--grad-share', '0.3', '--out', str(tmp_path / 'p4.pt')])
+    with pytest.raises(ValueError, match='does nothing'):
+        main(base + ['--lam', 'learn', '--grad-share', '0.3', '--out', str(tmp_path / 'p4.pt')])
 
 
 def test_resumed_fit_keeps_the_whole_fit_history(lorenz, tmp_path):
@@ -210,6 +217,10 @@ def test_resumed_fit_keeps_the_whole_fit_history(lorenz, tmp_path):
     def stop(info):
         if info['step'] == 9: raise Stop                                # after the step-8 checkpoint: step 9 is lost
     with pytest.raises(Stop): PairedDiffusion('lambda', **kw).fit(tr.X, tr.Y, disable=True, checkpoint=ck, callback=stop)
+    with pytest.raises(ValueError, match=r"other settings \(grad_share: 0.1 there, 0.3 now\)"):   # refused before any weight is loaded
+        PairedDiffusion('lambda', grad_share=0.3, **kw).fit(tr.X, tr.Y, disable=True, checkpoint=ck, resume=True)
+    with pytest.raises(ValueError, match='different pairs'):
+        PairedDiffusion('lambda', **kw).fit(tr.X[::-1], tr.Y[::-1], disable=True, checkpoint=ck, resume=True)
     resumed = PairedDiffusion('lambda', **kw).fit(tr.X, tr.Y, disable=True, checkpoint=ck, resume=True).fit_history()
     assert len(resumed) == 12 and set(resumed.columns) == set(whole.columns)
     pd_testing = pytest.importorskip('pandas').testing

@@ -15,7 +15,8 @@ Usage, from the repository root:
                                          [--grad-shares 0.1] [--out-dir runs/lambda_decoder_input] [--out FILE]
 
   Each fit's scores are written to OUT_DIR/<preset>-<steps>steps-<decoder input>-<align>[-gs<share>]-seed<k>.json (atomic;
-  the share is named when it is not 0.1) as soon as they exist and are read back on a re-run; the summary goes to nbs/experiments/measurements/lambda_decoder_input.json (--out).
+  the share is named when it is not 0.1) as soon as they exist and are read back on a re-run; the summary goes to
+  nbs/experiments/measurements/lambda_decoder_input.json, or lambda_grad_share.json with other shares (--out).
 
 Protocol (the `14_paired` notebook's Lorenz check): 1000 trajectories, windows of 64, split by trajectory
 (`load_dataset('lorenz', n_trajectories=1000, seq_len=64)`), the `PairedDiffusion` preset's network and steps, MSE of
@@ -36,7 +37,8 @@ def main(argv=None):
     ap.add_argument('--inputs', default='embedding,latent')
     ap.add_argument('--grad-shares', default='0.1', help="LAMBDA's grad_share values, each trained against the same `none` pairs")
     ap.add_argument('--out-dir', default='runs/lambda_decoder_input')
-    ap.add_argument('--out', default='nbs/experiments/measurements/lambda_decoder_input.json')
+    ap.add_argument('--out', default=None, help='summary file (default: measurements/lambda_decoder_input.json, or lambda_grad_share.json '
+                                                  'when --grad-shares is not 0.1 alone)')
     a = ap.parse_args(argv)
     from tsbridge_lambda.paired import PairedDiffusion
     from tsbridge_lambda.data import load_dataset
@@ -48,6 +50,8 @@ def main(argv=None):
     if len(set(seeds)) != len(seeds) or len(set(shares)) != len(shares) or any(g <= 0 for g in shares):
         raise SystemExit(f'--seeds and --grad-shares must not repeat, and shares must be positive: got {a.seeds!r}, {a.grad_shares!r}')
     arms = [('none', None)] + [('lambda', g) for g in shares]
+    if len(set(inputs)) != len(inputs): raise SystemExit(f'--inputs must not repeat: got {a.inputs!r}')
+    a.out = a.out or f"nbs/experiments/measurements/{'lambda_decoder_input' if shares == [0.1] else 'lambda_grad_share'}.json"
     lq = load_dataset('lorenz', n_trajectories=1000, seq_len=64)
     tr, te = lq.train, lq.test
     out_dir = Path(a.out_dir); out_dir.mkdir(parents=True, exist_ok=True)

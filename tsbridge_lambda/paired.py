@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_paired.ipynb #6b3ffdb1
 from __future__ import annotations
-import argparse, math
+import argparse, hashlib, json, math
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -155,6 +155,24 @@ PAIRED_PRESETS = {
 PAIRED_FORMAT = 'tsbridge_lambda.paired/1'
 DIRECTIONS = ('x|y', 'y|x')
 
+def _resume_settings(config:dict) -> str:
+    "The settings a checkpoint must have been written with to be resumed (all but the step count and checkpoint period), as JSON."
+    return json.dumps({k: v for k, v in config.items() if k not in ('steps', 'checkpoint_every')}, sort_keys=True, default=str)
+
+def _check_paired_resume(extra:dict, # the checkpoint's `extra`
+                         ident:dict, # {'settings', 'data_sha256'} of the fit that wants to resume
+                         checkpoint, # its path, for the message
+                        ):
+    "Refuse to continue a checkpoint written with other settings or other pairs (checkpoints from before this check pass)."
+    if 'settings' in extra and extra['settings'] != ident['settings']:
+        was, now = json.loads(extra['settings']), json.loads(ident['settings'])
+        diff = '; '.join(f'{k}: {was.get(k)!r} there, {now.get(k)!r} now' for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
+        raise ValueError(f"{checkpoint} was written by a PairedDiffusion with other settings ({diff}); resume with the same "
+                         "settings, or use a new checkpoint file.")
+    if extra.get('data_sha256', ident['data_sha256']) != ident['data_sha256']:
+        raise ValueError(f"{checkpoint} was written while training on different pairs; resume with the same X and Y "
+                         "(same windows, same order), or use a new checkpoint file.")
+
 def _parts_state(parts:list) -> dict:
     "The per-step loss parts and diagnostics as plain tensors (a model file or a checkpoint holds them like this)."
     names = sorted({k for p in parts for k in p})
@@ -269,10 +287,16 @@ class PairedDiffusion:
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
                           distributed=False, precision=self.precision, threads=self.threads)
         self.parts_ = []
+        h = hashlib.sha256()
+        for a in (X, Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
+        ident = {'settings': _resume_settings(c), 'data_sha256': h.hexdigest()}
         if resume and checkpoint and Path(checkpoint).exists():                  # the diagnostics of the steps already run come back too
-            trainer.load_checkpoint(checkpoint)
+            state = Trainer.read_checkpoint(checkpoint, self.device)
+            _check_paired_resume(state.get('extra', {}), ident, checkpoint)       # before any weight is loaded
+            trainer.load_state_dict(state)
             self.parts_ = _parts_from(trainer.extra.get('parts'))[:trainer.step]
         trainer.extra['parts'] = lambda: _parts_state(self.parts_)              # written with every checkpoint
+        trainer.extra.update(ident)
         def cb(info):
             self.parts_.append(dict(trainer.model.last_parts))
             if callback is not None: callback(info)
@@ -466,10 +490,19 @@ def load_pairs(data:str, # 'lorenz', 'pendulum', 'pendulum-chaotic', 'gait' or a
     return wx.X, wy.X, (list(x_columns), list(y_columns))
 
 def _lam_arg(text:str):
-    "`--lam`: 'adapt', 'learn' or a number."
+    "`--lam`: 'adapt', 'learn' or a finite number >= 0."
     if text in ('adapt', 'learn'): return text
-    try: return float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"--lam must be 'adapt', 'learn' or a number, got {text!r}") from None
+    try: v = float(text)
+    except ValueError: v = math.nan
+    if not (math.isfinite(v) and v >= 0): raise argparse.ArgumentTypeError(f"must be 'adapt', 'learn' or a finite number >= 0, got {text!r}")
+    return v
+
+def _share_arg(text:str):
+    "`--grad-share`: a finite number > 0."
+    try: v = float(text)
+    except ValueError: v = math.nan
+    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return v
 
 def add_paired_commands(sub):
     "Add `fit-paired` and `translate` to the `tsbl` parser."
@@ -486,9 +519,9 @@ def add_paired_commands(sub):
     f.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
     f.add_argument('--decoder-input', choices=DECODER_INPUTS, default=None,
                    help="where each decoder starts: 'embedding' of x_t (Diffusion-TS, the default) or the aligned 'latent' Z")
-    f.add_argument('--lam', type=_lam_arg, default='adapt',
+    f.add_argument('--lam', type=_lam_arg, default=None,
                    help="alignment weight: 'adapt' (default: gradient share held at --grad-share), 'learn' (uncertainty weighting) or a number")
-    f.add_argument('--grad-share', type=float, default=0.1,
+    f.add_argument('--grad-share', type=_share_arg, default=None,
                    help='--lam adapt: target ratio of alignment to denoising gradient norm on the encoders (default 0.1)')
     t = sub.add_parser('translate', help='translate a CSV recording of one modality into the other with a fitted pair')
     t.add_argument('--model', required=True); t.add_argument('--input', required=True); t.add_argument('--output', required=True)
@@ -505,9 +538,14 @@ def run_paired_command(args) -> int:
     quiet = True if args.quiet else None
     split = lambda s: s.split(',') if s else None
     if args.command == 'fit-paired':
+        if args.align == 'none' and (args.lam is not None or args.grad_share is not None):
+            raise ValueError("--lam and --grad-share weigh the alignment; with --align none there is none: drop them or choose an alignment.")
+        if args.grad_share is not None and args.lam not in (None, 'adapt'):
+            raise ValueError(f"--grad-share is the target of --lam adapt; with --lam {args.lam} it does nothing: drop one of them.")
+        opt = {k: v for k, v in (('lam', args.lam), ('grad_share', args.grad_share)) if v is not None}
         X, Y, cols = load_pairs(args.data, args.seq_len, split(args.x_columns), split(args.y_columns), args.data_dir)
         m = PairedDiffusion(args.align, preset=args.preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                            precision=args.precision, decoder_input=args.decoder_input, lam=args.lam, grad_share=args.grad_share)
+                            precision=args.precision, decoder_input=args.decoder_input, **opt)
         m.fit(X, Y, disable=quiet, checkpoint=args.checkpoint, resume=args.resume)
         m.columns_ = cols; m.save(args.out)
         print(f"fitted PairedDiffusion(align={args.align!r}) on {len(X)} pairs, X {X.shape[1:]} / Y {Y.shape[1:]}; lambda {m.lambda_:.3f}; wrote {args.out}")
