@@ -10,7 +10,7 @@ imputes the run's own test windows and masks (published split, 256 test windows,
 draw), scored in original units as the run scores them; test windows, draws and sampler steps are read from the
 run's `settings.json`. The checkpoint at the run's last step should reproduce the run's cached imputations exactly
 (`matches_run`, when the cache holds them; bit-exact only with the run's thread count, since sampling on a CPU splits
-each batch into one chunk per thread).
+each batch into one chunk per thread); `run_cells` holds the run's own MSE of each cached cell to compare with.
 
 Usage, from the repository root (export TSBL_DATA_DIR=/work/shared/data):
 
@@ -87,6 +87,15 @@ for step, ema in ckpts.items():
                                      matches_run=match, seconds=round(time.time() - t, 1), load=round(os.getloadavg()[0], 2)))
             print(res['cells'][-1], flush=True); save()
 
+# the run's own scores of its cached imputations (the saved model's), beside which the step-`steps` cells are read
+res['run_cells'] = []
+for ratio in [float(r) for r in a.ratios.split(',')]:
+    for rep in reps:
+        cached = run / 'cache' / f'etth-{ratio}-rep{rep}-TimeBridge.npy'
+        if not cached.exists(): continue
+        obs = geometric_mask(X_te.shape, ratio, 3., 1000 + rep); obs[:, 0, :] |= ~obs.any(axis=1)
+        res['run_cells'].append(dict(step=int(settings['steps']), ratio=ratio, rep=rep,
+                                     run_mse=imputation_scores(X_te, np.load(cached), obs, scaler=w.scaler)['mse']))
 by = {}
 for c in res['cells']: by.setdefault((c['step'], c['ratio']), []).append(c['mse'])
 res['summary'] = [dict(step=s, ratio=r, mse_mean=float(np.mean(v)), draws=len(v)) for (s, r), v in sorted(by.items())]
