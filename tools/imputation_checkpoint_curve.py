@@ -23,6 +23,7 @@ re-run of the same command.
 import argparse, json, os, time
 from pathlib import Path
 import numpy as np, torch
+from tsbridge_lambda.core import atomic_write
 from tsbridge_lambda.data import load_dataset, geometric_mask
 from tsbridge_lambda.experiments import subsample, _jsonable
 from tsbridge_lambda.metrics import imputation_scores
@@ -67,7 +68,14 @@ res = json.loads(out.read_text()) if out.exists() else {'run': str(run), 'model_
 done = {(c['step'], c['ratio'], c['rep']) for c in res['cells']}
 
 def save():
-    tmp = out.with_suffix('.tmp'); tmp.write_text(json.dumps(_jsonable(res), indent=1)); os.replace(tmp, out)
+    with atomic_write(out, 'w') as h: json.dump(_jsonable(res), h, indent=1)
+
+def observed(ratio, rep):
+    "The run's mask draw `rep` at `ratio` (True: observed), with every channel of every window observed at least once."
+    obs = geometric_mask(X_te.shape, ratio, 3., 1000 + rep); obs[:, 0, :] |= ~obs.any(axis=1)
+    return obs
+
+cached_file = lambda ratio, rep: run / 'cache' / f'etth-{ratio}-rep{rep}-TimeBridge.npy'   # the run's own imputation of a cell
 
 for step, ema in ckpts.items():
     ema = final if ema is None else ema
@@ -76,12 +84,12 @@ for step, ema in ckpts.items():
     for ratio in [float(r) for r in a.ratios.split(',')]:
         for rep in reps:
             if (step, ratio, rep) in done: continue
-            obs = geometric_mask(X_te.shape, ratio, 3., 1000 + rep); obs[:, 0, :] |= ~obs.any(axis=1)
+            obs = observed(ratio, rep)
             X_obs = np.where(obs, X_te, np.nan)
             t = time.time()
             pred = tb.impute(X_obs, n_samples=settings['impute_samples'], seed=rep, steps=settings['sample_steps'], disable=True).median
             sc = imputation_scores(X_te, pred, obs, scaler=w.scaler)
-            cached = run / 'cache' / f'etth-{ratio}-rep{rep}-TimeBridge.npy'
+            cached = cached_file(ratio, rep)
             match = bool(np.array_equal(np.load(cached), pred)) if (same_as_final and cached.exists()) else None
             res['cells'].append(dict(step=step, ratio=ratio, rep=rep, mse=sc['mse'], mae=sc['mae'], same_weights_as_saved_model=same_as_final,
                                      matches_run=match, seconds=round(time.time() - t, 1), load=round(os.getloadavg()[0], 2)))
@@ -91,11 +99,10 @@ for step, ema in ckpts.items():
 res['run_cells'] = []
 for ratio in [float(r) for r in a.ratios.split(',')]:
     for rep in reps:
-        cached = run / 'cache' / f'etth-{ratio}-rep{rep}-TimeBridge.npy'
+        cached = cached_file(ratio, rep)
         if not cached.exists(): continue
-        obs = geometric_mask(X_te.shape, ratio, 3., 1000 + rep); obs[:, 0, :] |= ~obs.any(axis=1)
         res['run_cells'].append(dict(step=int(settings['steps']), ratio=ratio, rep=rep,
-                                     run_mse=imputation_scores(X_te, np.load(cached), obs, scaler=w.scaler)['mse']))
+                                     run_mse=imputation_scores(X_te, np.load(cached), observed(ratio, rep), scaler=w.scaler)['mse']))
 by = {}
 for c in res['cells']: by.setdefault((c['step'], c['ratio']), []).append(c['mse'])
 res['summary'] = [dict(step=s, ratio=r, mse_mean=float(np.mean(v)), draws=len(v)) for (s, r), v in sorted(by.items())]
