@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tsbridge_lambda import data as D
+from tsbridge_lambda import sources as S
 from tsbridge_lambda.data import (ChecksumError, MinMaxScaler, PairedData, Remote, Windows, data_file, from_array, from_csv,
                                   geometric_mask, load_dataset, random_mask, split_series, trend, windows)
 
@@ -22,7 +23,7 @@ def isolated_cache(tmp_path, monkeypatch):
     "No local data folder, an empty cache in tmp_path, and FILES restored afterwards."
     monkeypatch.delenv('TSBL_DATA_DIR', raising=False)
     monkeypatch.setenv('TSBL_CACHE', str(tmp_path / 'cache'))
-    monkeypatch.setattr(D, 'FILES', dict(D.FILES))
+    monkeypatch.setattr(S, 'FILES', dict(S.FILES))
     return tmp_path / 'cache'
 
 
@@ -216,10 +217,10 @@ def test_local_copy_with_wrong_checksum_is_refused(tmp_path):
 @needs_data
 def test_download_verifies_then_caches(isolated_cache):
     name = 'stocks/stock_data.csv'
-    D.FILES[name] = Remote((DATA / name).as_uri(), D.FILES[name].sha256)
+    S.FILES[name] = Remote((DATA / name).as_uri(), S.FILES[name].sha256)
     ds = load_dataset('stocks')
     assert ds.X.shape == (3662, 24, 6) and (isolated_cache / name).read_bytes() == (DATA / name).read_bytes()
-    D.FILES[name] = Remote('file:///nowhere/stock_data.csv', D.FILES[name].sha256)
+    S.FILES[name] = Remote('file:///nowhere/stock_data.csv', S.FILES[name].sha256)
     assert load_dataset('stocks').X.shape == (3662, 24, 6)                      # served from the cache now
 
 
@@ -227,13 +228,13 @@ def test_download_verifies_then_caches(isolated_cache):
 def test_download_with_wrong_checksum_writes_nothing(isolated_cache, tmp_path):
     bad = tmp_path / 'ETTh1.csv'
     bad.write_bytes((DATA / 'etth' / 'ETTh1.csv').read_bytes().replace(b'5.827', b'5.828', 1))
-    D.FILES['etth/ETTh1.csv'] = Remote(bad.as_uri(), D.FILES['etth/ETTh1.csv'].sha256)
+    S.FILES['etth/ETTh1.csv'] = Remote(bad.as_uri(), S.FILES['etth/ETTh1.csv'].sha256)
     with pytest.raises(ChecksumError): load_dataset('etth')
     assert not (isolated_cache / 'etth').exists() or not any((isolated_cache / 'etth').iterdir())
 
 
 def test_offline_download_error_is_clear(isolated_cache):
-    D.FILES['etth/ETTh1.csv'] = Remote('file:///nowhere/ETTh1.csv', D.FILES['etth/ETTh1.csv'].sha256)
+    S.FILES['etth/ETTh1.csv'] = Remote('file:///nowhere/ETTh1.csv', S.FILES['etth/ETTh1.csv'].sha256)
     with pytest.raises(ConnectionError, match='TSBL_DATA_DIR'): load_dataset('etth')
     with pytest.raises(FileNotFoundError, match='download=False'): load_dataset('etth', download=False)
 
@@ -241,9 +242,9 @@ def test_offline_download_error_is_clear(isolated_cache):
 def test_fetch_is_the_only_network_access(isolated_cache, monkeypatch):
     content = b'Open,High,Low,Close,Adj_Close,Volume\n' + b'1,2,3,4,5,6\n' * 30
     name = 'stocks/stock_data.csv'
-    D.FILES[name] = Remote('https://example.invalid/stock_data.csv', D._sha256(content))
+    S.FILES[name] = Remote('https://example.invalid/stock_data.csv', S._sha256(content))
     seen = []
-    monkeypatch.setattr(D, '_fetch', lambda url, timeout=60.: seen.append(url) or content)
+    monkeypatch.setattr(S, '_fetch', lambda url, timeout=60.: seen.append(url) or content)
     assert data_file(name) == content and seen == ['https://example.invalid/stock_data.csv']
 
 
@@ -252,7 +253,7 @@ def test_netsim_rebuild_from_permuted_subject_files(isolated_cache, tmp_path):
     rows = gzip.decompress((DATA / 'fmri_netsim_sim4' / 'sim4_ts.txt.gz').read_bytes()).splitlines(keepends=True)
     for s in range(50): (tmp_path / f'sub{s + 1:02d}_ts.txt').write_bytes(b''.join(rows[s::50]))
     name = 'fmri_netsim_sim4/sim4_ts.txt'
-    D.FILES[name] = Remote(f'file://{tmp_path}/sub{{subject:02d}}_ts.txt', D.FILES[name].sha256)
+    S.FILES[name] = Remote(f'file://{tmp_path}/sub{{subject:02d}}_ts.txt', S.FILES[name].sha256)
     assert load_dataset('fmri', seq_len=200, stride=200).X.shape == (50, 200, 50)
     assert (isolated_cache / name).is_file()
 
