@@ -201,6 +201,8 @@ BAD = {   # name: (call, error type, part of the message)
     'unpaired X and Y':            (lambda c: PairedData(c['X'], c['X'][:, :12], _meta(16), None, None, [], []), ValueError, 'not paired'),
     'CLI: not data':               (lambda c: main(['fit', 'nosuchdata', '--out', str(c['d'] / 'x.pt')]), ValueError, 'neither a CSV file'),
     'CLI: sample from junk model': (lambda c: main(['sample', str(c['d'] / 'junk.pt'), '--n', '2', '--out', str(c['d'] / 's.npy')]), ValueError, 'Could not read model file'),
+    'CLI: two model files':        (lambda c: main(['sample', str(c['d'] / 'tb.pt'), '--model', str(c['d'] / 'junk.pt'), '--n', '2', '--out', str(c['d'] / 's.npy')]), ValueError, 'Two model files'),
+    'CLI: no model file':          (lambda c: main(['sample', '--n', '2', '--out', str(c['d'] / 's.npy')]), ValueError, 'pass --model MODEL'),
     'distributed without torchrun': (lambda c: Trainer(torch.nn.Linear(1, 1), None, torch.zeros(4, 1), distributed=True), ValueError, 'torchrun'),
 }
 
@@ -219,4 +221,33 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
     assert main() == 2
     assert capsys.readouterr().err.strip() == f"tsbl fit: error: No such CSV file: {tmp_path / 'none.csv'}"
     with pytest.raises(FileNotFoundError): main(argv)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_names_the_model_file_with_model_and_keeps_the_old_spellings(ctx, tmp_path):
+    "`tsbl sample --model MODEL` as `tsbl impute` and `tsbl translate`; `tsbl sample MODEL` still works; `fit --model` is `--estimator`."
+    from tsbridge_lambda.cli import _parser
+    tb = str(ctx['d'] / 'tb.pt')
+    assert main(['sample', '--model', tb, '--n', '3', '--out', str(tmp_path / 'a.npy'), '--quiet']) == 0
+    assert main(['sample', tb, '--n', '3', '--out', str(tmp_path / 'b.npy'), '--quiet']) == 0
+    assert main(['sample', tb, '--model', tb, '--n', '3', '--out', str(tmp_path / 'c.npy'), '--quiet']) == 0
+    assert np.array_equal(np.load(tmp_path / 'a.npy'), np.load(tmp_path / 'b.npy'))
+    assert np.array_equal(np.load(tmp_path / 'a.npy'), np.load(tmp_path / 'c.npy'))
+    for flag in ('--estimator', '--model'):
+        assert _parser().parse_args(['fit', 'sines', '--out', 'm.pt', flag, 'gaussian']).estimator == 'gaussian'
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_exit_130(ctx, tmp_path, monkeypatch, capsys):
+    "SIGINT while `tsbl sample` samples: no traceback but one line on stderr, exit status 130, and no output file."
+    import tsbridge_lambda.samplers as S
+    sampling, tvec = threading.Event(), S._tvec
+    def spy(t, x): sampling.set(); return tvec(t, x)                   # the first denoiser call: sampling is under way
+    monkeypatch.setattr(S, '_tvec', spy)
+    def interrupt_when_sampling():
+        if sampling.wait(120): os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=interrupt_when_sampling, daemon=True).start()
+    out = tmp_path / 's.npy'
+    assert main(['sample', '--model', str(ctx['d'] / 'tb.pt'), '--n', '20000', '--out', str(out), '--quiet']) == 130
+    assert sampling.is_set()
+    assert capsys.readouterr().err.splitlines() == ['tsbl sample: interrupted (Ctrl-C)']
     assert list(tmp_path.iterdir()) == []

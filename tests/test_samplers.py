@@ -105,6 +105,25 @@ def test_callback_sees_every_step():
     assert [i for i, _ in seen] == list(range(7)) and all(s == (2, 3, 1) for _, s in seen)
 
 
+
+@pytest.mark.parametrize('sampler', ['heun', 'em', 'ddpm', 'ddim'])
+def test_callback_t_is_the_diffusion_time_in_every_sampler(sampler):
+    "'t' is the diffusion time of the step, a float decreasing in (0, 1], for every sampler; 'step' indexes it, 'i' counts the calls."
+    seen, g, x = [], torch.Generator().manual_seed(0), torch.zeros(2, 3, 1, **F64)
+    cb = lambda d: seen.append((d['i'], d['t'], d['step']))
+    if sampler in ('heun', 'em'):
+        br, ts = VPBridge(VPSchedule(0.2, 10.)), karras_times(7)
+        (sample_heun if sampler == 'heun' else sample_euler_maruyama)(gaussian_denoiser(br, M, V), x, ts, br, generator=g, callback=cb, disable=True)
+        want_step, want_t = list(range(7)), ts[:-1].tolist()
+    else:
+        sch = DDPMSchedule('cosine', 20); model = gaussian_ddpm_denoiser(sch, M, V)
+        if sampler == 'ddpm': sample_ddpm(model, x, sch, generator=g, callback=cb, disable=True); want_step = list(range(19, -1, -1))
+        else: sample_ddim(model, x, sch, steps=5, callback=cb, disable=True); want_step = ddim_steps(20, 5)
+        want_t = [(s + 1) / 20 for s in want_step]                       # the time the estimators' networks see (ddpm_time)
+    i, t, step = map(list, zip(*seen))
+    assert i == list(range(len(seen))) and step == want_step and t == want_t
+    assert all(type(v) is float and 0 < v <= 1 for v in t) and all(a > b for a, b in zip(t, t[1:]))
+
 def test_euler_maruyama_recovers_gaussian():
     br = VPBridge(VPSchedule(0.2, 10.))
     out = sample_euler_maruyama(gaussian_denoiser(br, M, V), torch.full((20_000, 1, 1), -0.6, **F64), karras_times(500), br,

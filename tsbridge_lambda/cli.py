@@ -4,19 +4,27 @@
 
 # %% ../nbs/99_cli.ipynb #8ecea237
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, math, sys, time
 from pathlib import Path
 import numpy as np
+import pandas as pd
 import torch
 from .core import make_generator, atomic_write, savefig
 from .schedules import VPSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, gaussian_denoiser
 from .train import TrainingInterrupted, is_main_process
+from .data import load_dataset, from_csv, DATASETS
+from .timebridge import TimeBridge, GaussianDiffusion
+from .conditional import calibrated_impute
+from .align import ALIGNMENTS
+from .paired import PairedDiffusion, PAIRED_PRESETS, DECODER_INPUTS, translate_series
+from .experiments import add_parsers, main_run, main_report
+from .bench import add_bench_parser, bench_cli
 
 # %% auto #0
-__all__ = ['bridge_demo', 'demo_figure', 'load_windows', 'write_samples', 'real_vs_fake_figure', 'quickstart', 'impute_csv',
-           'main']
+__all__ = ['PAIRED_DATA', 'bridge_demo', 'demo_figure', 'load_windows', 'load_pairs', 'write_samples', 'real_vs_fake_figure',
+           'quickstart', 'impute_csv', 'translate_csv', 'main']
 
 # %% ../nbs/99_cli.ipynb #6a326c4e
 def bridge_demo(out:str|Path|None='runs/demo', # folder for demo.png and demo.json; None writes nothing
@@ -79,6 +87,25 @@ def demo_figure(x_T, x_0, mean, var, path):
     fig.tight_layout()
     return fig
 
+# %% ../nbs/99_cli.ipynb #ee407edf
+def _read_csv(path, # CSV file with a header row
+              columns:list|None=None, # the columns to use; None: `prefer` when the table has them all, else every numeric column
+              what:str='channel', # what the columns are, for the message about a non-numeric one
+              prefer:list|None=None, # default columns, e.g. the names saved with a model
+              nrows:int|None=None, # read only the first rows (enough to name the columns)
+             ) -> tuple:
+    "The table and its checked columns: an unreadable file, a missing or a non-numeric column is a one-line `ValueError`."
+    try: df = pd.read_csv(path, nrows=nrows)
+    except FileNotFoundError: raise
+    except Exception as e: raise ValueError(f"Could not read {path} as a CSV table ({type(e).__name__}: {e}); pass a comma-separated file with a header row.") from e
+    if columns is None:
+        columns = prefer if prefer and set(prefer) <= set(df.columns) else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    missing = [c for c in columns if c not in df.columns]
+    if missing: raise ValueError(f"Columns {missing} are not in {path}; it has {list(df.columns)}.")
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad: raise ValueError(f"Columns {bad} of {path} are not numeric; name the {what} columns with --columns.")
+    return df, columns
+
 # %% ../nbs/99_cli.ipynb #11c071c7
 def load_windows(data:str, # a dataset name of `load_dataset`, or a path to a CSV file
                  seq_len:int=24, # window length L
@@ -86,19 +113,31 @@ def load_windows(data:str, # a dataset name of `load_dataset`, or a path to a CS
                  columns:list|None=None, # CSV only: the channel columns (default: every numeric column)
                 ) -> np.ndarray:
     "Training windows (N, L, C) in original units from a dataset name or a CSV file."
-    from tsbridge_lambda.data import load_dataset, from_csv, DATASETS
     if Path(data).suffix.lower() == '.csv' or Path(data).exists():
         if not Path(data).exists(): raise FileNotFoundError(f"No such CSV file: {data}")
-        if columns is None:
-            import pandas as pd
-            try: head = pd.read_csv(data, nrows=200)
-            except Exception as e: raise ValueError(f"Could not read {data} as a CSV table ({type(e).__name__}: {e}).") from e
-            columns = [c for c in head.columns if pd.api.types.is_numeric_dtype(head[c])]
+        if columns is None: columns = _read_csv(data, nrows=200)[1]
         return from_csv(data, seq_len=seq_len, columns=columns).train
     if data not in DATASETS: raise ValueError(f"{data!r} is neither a CSV file nor a dataset name ({', '.join(sorted(DATASETS))}).")
     kw = {} if data in ('sines', 'mujoco') else {'data_dir': data_dir}
     return load_dataset(data, seq_len=seq_len, **kw).train
 
+# %% ../nbs/99_cli.ipynb #d1f22d07
+PAIRED_DATA = ('lorenz', 'pendulum', 'pendulum-chaotic', 'gait')
+
+def load_pairs(data:str, # 'lorenz', 'pendulum', 'pendulum-chaotic', 'gait' or a CSV path
+               seq_len:int=64, x_columns:list|None=None, y_columns:list|None=None, data_dir=None,
+              ) -> tuple:
+    "Training windows (X, Y) and column names from a paired test bed or a CSV with named X and Y columns (`tsbl fit-paired`)."
+    if data in PAIRED_DATA:
+        kw = {'gait': dict(data_dir=data_dir), 'pendulum-chaotic': dict(regime='chaotic')}.get(data, {})
+        d = load_dataset(data.split('-')[0], seq_len=seq_len, **kw).train
+        return d.X, d.Y, (d.x_columns, d.y_columns)
+    if not Path(data).is_file(): raise ValueError(f"{data!r} is neither a CSV file nor one of {PAIRED_DATA}.")
+    if not x_columns or not y_columns: raise ValueError("A CSV needs --x-columns and --y-columns (comma-separated column names).")
+    wx, wy = (from_csv(data, columns=c, seq_len=seq_len, stride=max(1, seq_len // 4)) for c in (x_columns, y_columns))
+    return wx.X, wy.X, (list(x_columns), list(y_columns))
+
+# %% ../nbs/99_cli.ipynb #36ab6fce
 def write_samples(x:np.ndarray, # (n, L, C) samples
                   path:str|Path, # .npy or .csv
                   columns:list|None=None, # channel names for CSV
@@ -108,7 +147,6 @@ def write_samples(x:np.ndarray, # (n, L, C) samples
     if path.suffix == '.npy':
         with atomic_write(path) as f: np.save(f, x)
     elif path.suffix == '.csv':
-        import pandas as pd
         n, L, C = x.shape
         cols = columns or [f'ch{c}' for c in range(C)]
         df = pd.DataFrame(x.reshape(n * L, C), columns=cols)
@@ -151,9 +189,6 @@ def quickstart(out:str|Path='runs/quickstart', # output folder
                disable:bool|None=None, # True silences progress bars
               ) -> dict:
     "Fit TimeBridge-GP on sines, sample, and write model.pt, samples.npy, quickstart.png and quickstart.json."
-    import time
-    from tsbridge_lambda.data import load_dataset
-    from tsbridge_lambda.timebridge import TimeBridge
     import matplotlib.pyplot as plt
     out = Path(out)
     real = load_dataset('sines', n_samples=n_windows, seed=seed).X
@@ -184,23 +219,13 @@ def impute_csv(model, # a fitted TimeBridge with task='impute'
                hide:float=0.1, # with calibrate: fraction of the observed values hidden to calibrate on
               ) -> dict:
     "Impute the gaps of a CSV file with a TimeBridge imputation model; write the filled table (and bands) atomically."
-    import pandas as pd
-    try: df = pd.read_csv(input)
-    except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f"Could not read {input} as a CSV table ({type(e).__name__}: {e}); pass a comma-separated file with a header row.") from e
-    if columns is None: columns = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    missing = [c for c in columns if c not in df.columns]
-    if missing: raise ValueError(f"Columns {missing} are not in {input}; it has {list(df.columns)}.")
-    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad: raise ValueError(f"Columns {bad} of {input} are not numeric; name the channel columns with --columns.")
+    df, columns = _read_csv(input, columns)
     if len(columns) != model.shape_[1]:
         raise ValueError(f"The model was trained on {model.shape_[1]} channels but {input} has {len(columns)} channel columns {columns}; "
                          "pick them with --columns in the training order.")
     x = df[columns].to_numpy(np.float64)
     if calibrate is None: res, q = model.impute(x, n_samples=n_samples, seed=seed, disable=disable), None
-    else:
-        from tsbridge_lambda.conditional import calibrated_impute
-        res, q = calibrated_impute(model, x, coverage=calibrate, hide=hide, n_samples=n_samples, seed=seed, disable=disable)
+    else: res, q = calibrated_impute(model, x, coverage=calibrate, hide=hide, n_samples=n_samples, seed=seed, disable=disable)
     filled = df.copy(); filled[columns] = np.where(np.isnan(x), res.median, x)     # observed cells exactly as read
     with atomic_write(output, 'w') as f: filled.to_csv(f, index=False)
     if bands is not None:
@@ -209,10 +234,56 @@ def impute_csv(model, # a fitted TimeBridge with task='impute'
     return {'rows': len(df), 'channels': columns, 'filled': int(np.isnan(x).sum()),
             'margin': None if q is None else dict(zip(columns, map(float, q)))}
 
-# %% ../nbs/99_cli.ipynb #cbe6ddd3
-def _parser():
-    p = argparse.ArgumentParser(prog='tsbl', description='tsbridge_lambda: diffusion bridges and paired cross-modal diffusion for time series.')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+# %% ../nbs/99_cli.ipynb #b0ad5108
+def translate_csv(model:PairedDiffusion, # a fitted pair
+                  input:str|Path, # CSV, one row per time step, with the conditioning modality's columns
+                  output:str|Path, # CSV to write with the predicted modality
+                  to:str='y', # which modality to predict
+                  columns:list|None=None, # input columns in training order (default: the names saved with the model, else all numeric)
+                  bands:str|Path|None=None, # optional CSV of <column>_lower / <column>_upper
+                  n_samples:int=4, nfe:int|None=50, seed:int=0, disable:bool|None=None,
+                 ) -> dict:
+    "Translate a CSV recording with a fitted pair; write the prediction (and bands) atomically."
+    names = getattr(model, 'columns_', None) or (None, None)
+    src, dst = (names[0], names[1]) if to == 'y' else (names[1], names[0])
+    df, columns = _read_csv(input, columns or None, 'input', prefer=src)
+    r = translate_series(model, df[columns].to_numpy(np.float64), to, n_samples, nfe, seed, disable=disable)
+    dst = dst or [f'{to}{j}' for j in range(r.mean.shape[1])]
+    with atomic_write(output, 'w') as f: pd.DataFrame(r.mean, columns=dst).to_csv(f, index=False)
+    if bands is not None:
+        b = pd.DataFrame({f'{c}_{k}': v[:, j] for j, c in enumerate(dst) for k, v in (('lower', r.lower), ('upper', r.upper))})
+        with atomic_write(bands, 'w') as f: b.to_csv(f, index=False)
+    return {'rows': len(df), 'input': columns, 'output': dst}
+
+# %% ../nbs/99_cli.ipynb #00b481cc
+def _lam_arg(text:str):
+    "`--lam`: 'adapt', 'learn' or a finite number >= 0."
+    if text in ('adapt', 'learn'): return text
+    try: v = float(text)
+    except ValueError: v = math.nan
+    if not (math.isfinite(v) and v >= 0): raise argparse.ArgumentTypeError(f"must be 'adapt', 'learn' or a finite number >= 0, got {text!r}")
+    return v
+
+# %% ../nbs/99_cli.ipynb #254043b4
+def _share_arg(text:str):
+    "`--grad-share`: a finite number > 0."
+    try: v = float(text)
+    except ValueError: v = math.nan
+    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return v
+
+# %% ../nbs/99_cli.ipynb #7ec73766
+def _add_model_arg(p, # the parser of a command that reads a model file
+                   written_by:str, # the command that writes the file, for the help text
+                   required:bool=True, # False where an old spelling may name the file instead
+                   note:str='', # appended to the help text
+                  ):
+    "`--model MODEL`: the model file a command reads, spelled the same on every command."
+    p.add_argument('--model', required=required, metavar='MODEL', help=f'model file written by {written_by}{note}')
+
+# %% ../nbs/99_cli.ipynb #71914371
+def _add_demo_parsers(sub):
+    "`tsbl demo` and `tsbl quickstart`."
     d = sub.add_parser('demo', help='sample a diffusion bridge on a Gaussian toy problem and save a plot (no data, no training)')
     d.add_argument('--out', default='runs/demo', help='output folder (default: runs/demo)')
     d.add_argument('--n', type=int, default=512, help='number of series')
@@ -230,12 +301,16 @@ def _parser():
     q.add_argument('--device', default=None, help="'cpu', 'cuda' (default: CUDA when present)")
     q.add_argument('--quiet', action='store_true', help='no progress bars')
 
+# %% ../nbs/99_cli.ipynb #b20b905a
+def _add_fit_parser(sub):
+    "`tsbl fit`: a TimeBridge or Gaussian-diffusion model from a dataset or a CSV."
     f = sub.add_parser('fit', help='fit a TimeBridge (or Gaussian-diffusion) model to a dataset or a CSV file',
                        description='Fit a model and save it to --out. DATA is a dataset name (sines, stocks, etth, energy, fmri, mujoco) '
                                    'or a CSV file of numeric columns, one row per time step.')
     f.add_argument('data', help='dataset name or CSV path')
     f.add_argument('--out', required=True, help='model file to write, e.g. runs/sines/model.pt')
-    f.add_argument('--model', choices=['timebridge', 'gaussian'], default='timebridge', help='TimeBridge or the DDPM baseline')
+    f.add_argument('--estimator', '--model', dest='estimator', choices=['timebridge', 'gaussian'], default='timebridge',
+                   help='TimeBridge or the DDPM baseline (--model: the old spelling)')
     f.add_argument('--prior', choices=['gp', 'data', 'gaussian'], default='gp', help='TimeBridge prior (default gp)')
     f.add_argument('--preset', default=None, help='settings bundle (default: the dataset name if it is one, else sines)')
     f.add_argument('--steps', type=int, default=None, help="optimiser steps (default: the preset's)")
@@ -257,8 +332,11 @@ def _parser():
     f.add_argument('--task', choices=['unconditional', 'trend', 'impute'], default='unconditional', help='TimeBridge task (default unconditional)')
     f.add_argument('--mask', choices=['random', 'geometric'], default='random', help='imputation training masks (task impute)')
 
+# %% ../nbs/99_cli.ipynb #e3badda7
+def _add_impute_parser(sub):
+    "`tsbl impute`: fill the gaps of a CSV."
     im = sub.add_parser('impute', help='fill the NaN gaps of a CSV with a TimeBridge imputation model (tsbl fit --task impute)')
-    im.add_argument('--model', required=True, help='model file written by tsbl fit --task impute')
+    _add_model_arg(im, 'tsbl fit --task impute')
     im.add_argument('--input', required=True, help='CSV, one row per time step, empty or NaN cells are gaps')
     im.add_argument('--output', required=True, help='filled CSV to write (same rows and columns)')
     im.add_argument('--bands', default=None, help='optional CSV of the band per channel: 5 %% and 95 %% sample quantiles, or the calibrated band with --calibrate')
@@ -273,8 +351,12 @@ def _parser():
     im.add_argument('--compile', action='store_true', help='torch.compile the network (falls back to the plain one if compiling fails)')
     im.add_argument('--quiet', action='store_true')
 
+# %% ../nbs/99_cli.ipynb #9d0280c9
+def _add_sample_parser(sub):
+    "`tsbl sample`: windows from a saved model."
     s = sub.add_parser('sample', help='draw windows from a saved model into .npy or .csv')
-    s.add_argument('model', help='a model file written by tsbl fit')
+    s.add_argument('model_file', nargs='?', default=None, metavar='MODEL', help=argparse.SUPPRESS)   # the old spelling: tsbl sample MODEL
+    _add_model_arg(s, 'tsbl fit', required=False, note=' (tsbl sample MODEL, the old spelling, works too)')
     s.add_argument('--n', type=int, required=True, help='number of windows')
     s.add_argument('--out', required=True, help='.npy (n, L, C) or .csv (window, step, channels)')
     s.add_argument('--seed', type=int, default=0)
@@ -284,14 +366,48 @@ def _parser():
     s.add_argument('--compile', action='store_true', help='torch.compile the network (falls back to the plain one if compiling fails)')
     s.add_argument('--quiet', action='store_true')
 
-    from tsbridge_lambda.experiments import add_parsers
+# %% ../nbs/99_cli.ipynb #b72e47c0
+def _add_paired_parsers(sub):
+    "`tsbl fit-paired` and `tsbl translate` (LAMBDA)."
+    f = sub.add_parser('fit-paired', help='fit LAMBDA (PairedDiffusion) on a paired test bed or a CSV with two modalities')
+    f.add_argument('data', help=f"one of {', '.join(PAIRED_DATA)}, or a CSV path (with --x-columns and --y-columns)")
+    f.add_argument('--out', required=True, help='model file to write')
+    f.add_argument('--align', choices=ALIGNMENTS, default='lambda', help='alignment (default lambda; none = two independent models)')
+    f.add_argument('--preset', choices=sorted(PAIRED_PRESETS), default='quick')
+    f.add_argument('--x-columns', default=None); f.add_argument('--y-columns', default=None)
+    f.add_argument('--seq-len', type=int, default=64); f.add_argument('--steps', type=int, default=None)
+    f.add_argument('--batch-size', type=int, default=None); f.add_argument('--data-dir', default=None)
+    f.add_argument('--checkpoint', default=None); f.add_argument('--resume', action='store_true')
+    f.add_argument('--seed', type=int, default=0); f.add_argument('--device', default=None); f.add_argument('--quiet', action='store_true')
+    f.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
+    f.add_argument('--decoder-input', choices=DECODER_INPUTS, default=None,
+                   help="where each decoder starts: 'embedding' of x_t (Diffusion-TS, the default) or the aligned 'latent' Z")
+    f.add_argument('--lam', type=_lam_arg, default=None,
+                   help="alignment weight: 'adapt' (default: gradient share held at --grad-share), 'learn' (uncertainty weighting) or a number")
+    f.add_argument('--grad-share', type=_share_arg, default=None,
+                   help='--lam adapt: target ratio of alignment to denoising gradient norm on the encoders (default 0.1)')
+    t = sub.add_parser('translate', help='translate a CSV recording of one modality into the other with a fitted pair')
+    _add_model_arg(t, 'tsbl fit-paired --out'); t.add_argument('--input', required=True); t.add_argument('--output', required=True)
+    t.add_argument('--to', choices=['x', 'y'], default='y', help="modality to predict (default y: Y from X)")
+    t.add_argument('--columns', default=None, help='input columns (default: those the model was trained on)')
+    t.add_argument('--bands', default=None, help='optional CSV of 5 %% and 95 %% quantiles')
+    t.add_argument('--n-samples', type=int, default=4); t.add_argument('--nfe', type=int, default=50)
+    t.add_argument('--seed', type=int, default=0); t.add_argument('--device', default=None); t.add_argument('--quiet', action='store_true')
+    t.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
+    t.add_argument('--compile', action='store_true', help='torch.compile the network (falls back to the plain one if compiling fails)')
+
+# %% ../nbs/99_cli.ipynb #a0ca0d1c
+def _parser():
+    "The `tsbl` parser: one subcommand per job, built by one function per command."
+    p = argparse.ArgumentParser(prog='tsbl', description='tsbridge_lambda: diffusion bridges and paired cross-modal diffusion for time series.')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND')
+    _add_demo_parsers(sub); _add_fit_parser(sub); _add_impute_parser(sub); _add_sample_parser(sub)
     add_parsers(sub)   # tsbl run NAME -p key value, tsbl report RUNS (the experiments module)
-    from tsbridge_lambda.bench import add_bench_parser
     add_bench_parser(sub)   # tsbl bench: see nbs/15_bench
-    from tsbridge_lambda.paired import add_paired_commands               # LAMBDA: fit-paired, translate
-    add_paired_commands(sub)
+    _add_paired_parsers(sub)   # LAMBDA: fit-paired, translate
     return p
 
+# %% ../nbs/99_cli.ipynb #cbe6ddd3
 def _load_model(path, device=None, precision='fp32', compile=False):
     "A saved TimeBridge or GaussianDiffusion, whichever the file holds."
     from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
@@ -305,63 +421,119 @@ def _load_model(path, device=None, precision='fp32', compile=False):
     if cls is None: raise ValueError(f"{path} is not a TimeBridge or GaussianDiffusion model file (kind {kind!r}); pass a file written by tsbl fit --out.")
     return cls.load(path, device=device, precision=precision, compile=compile)
 
-def _run(args) -> int:
-    if args.command == 'demo':
-        s = bridge_demo(args.out, n=args.n, seq_len=args.seq_len, steps=args.steps, churn=args.churn, seed=args.seed,
-                        disable=True if args.quiet else None)
-        print(f"bridge demo: {s['n']} series, {s['steps']} steps ({s['nfe']} denoiser calls); "
-              f"max |mean error| {s['max_abs_mean_error']:.3f}, sample variance {s['mean_sample_var']:.4f} (target {s['target_var']})")
-        print(f"wrote {s['figure']}")
-    elif args.command == 'quickstart':
-        s = quickstart(args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device, disable=True if args.quiet else None)
-        print(f"TimeBridge-GP on sines: fit {s['fit_seconds']} s ({s['steps']} steps, batch {s['batch_size']}), "
-              f"sampled {s['n_windows']} windows in {s['sample_seconds']} s on {s['device']}; final loss {s['final_loss_mean_100']:.4f}")
-        print(f"wrote {s['figure']} and model.pt, samples.npy, quickstart.json in {args.out}")
-    elif args.command == 'fit':
-        from tsbridge_lambda.data import DATASETS
-        from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
-        X = load_windows(args.data, args.seq_len, args.data_dir, args.columns.split(',') if args.columns else None)
-        preset = args.preset or (args.data if args.data in DATASETS and args.data in VP_PRESETS else 'sines')
-        kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, seed=args.seed, device=args.device,
-                  precision=args.precision)
-        est = (TimeBridge(prior=args.prior, task=args.task, mask=args.mask, **kw) if args.model == 'timebridge'
-               else GaussianDiffusion(**kw))
-        est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume,
-                distributed=True if args.distributed else None)
-        est.save(args.out)                                                     # rank 0 only, when data parallel
-        if is_main_process(): print(f"fitted {type(est).__name__} on {len(X)} windows of shape {X.shape[1:]}; wrote {args.out}")
-    elif args.command == 'impute':
-        model = _load_model(args.model, args.device, args.precision, args.compile)
-        r = impute_csv(model, args.input, args.output, args.bands, args.columns.split(',') if args.columns else None,
-                       args.n_samples, args.seed, disable=True if args.quiet else None, calibrate=args.calibrate, hide=args.hide)
-        print(f"filled {r['filled']} gaps in {r['rows']} rows of {r['channels']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
-        if r['margin']: print('bands widened by ' + ', '.join(f'{c} {m:.4g}' for c, m in r['margin'].items()) + f' for {args.calibrate:.0%} coverage')
-    elif args.command in ('fit-paired', 'translate'):
-        from tsbridge_lambda.paired import run_paired_command
-        return run_paired_command(args)
-    elif args.command == 'sample':
-        est = _load_model(args.model, args.device, args.precision, args.compile)
-        kw = {'nfe': args.nfe} if args.nfe is not None else {}
-        x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
-        write_samples(x, args.out)
-        print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
-    elif args.command in ('run', 'report'):
-        from tsbridge_lambda import experiments
-        return experiments.main_run(args) if args.command == 'run' else experiments.main_report(args)
-    elif args.command == 'bench':
-        from tsbridge_lambda.bench import bench_cli
-        return bench_cli(args)
+# %% ../nbs/99_cli.ipynb #d6d46c82
+def _columns(text:str|None) -> list|None:
+    "Comma-separated column names from the command line as a list; None when none are given."
+    return text.split(',') if text else None
+
+# %% ../nbs/99_cli.ipynb #698a3e89
+def _run_demo(args) -> int:
+    "`tsbl demo`."
+    s = bridge_demo(args.out, n=args.n, seq_len=args.seq_len, steps=args.steps, churn=args.churn, seed=args.seed,
+                    disable=True if args.quiet else None)
+    print(f"bridge demo: {s['n']} series, {s['steps']} steps ({s['nfe']} denoiser calls); "
+          f"max |mean error| {s['max_abs_mean_error']:.3f}, sample variance {s['mean_sample_var']:.4f} (target {s['target_var']})")
+    print(f"wrote {s['figure']}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #a11ffcbd
+def _run_quickstart(args) -> int:
+    "`tsbl quickstart`."
+    s = quickstart(args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device, disable=True if args.quiet else None)
+    print(f"TimeBridge-GP on sines: fit {s['fit_seconds']} s ({s['steps']} steps, batch {s['batch_size']}), "
+          f"sampled {s['n_windows']} windows in {s['sample_seconds']} s on {s['device']}; final loss {s['final_loss_mean_100']:.4f}")
+    print(f"wrote {s['figure']} and model.pt, samples.npy, quickstart.json in {args.out}")
+    return 0
+
+# %% ../nbs/99_cli.ipynb #1104bead
+def _run_fit(args) -> int:
+    "`tsbl fit`: windows from a dataset or a CSV, a fitted model, one model file (rank 0 writes and prints)."
+    X = load_windows(args.data, args.seq_len, args.data_dir, _columns(args.columns))
+    preset = args.preset or (args.data if args.data in DATASETS and args.data in VP_PRESETS else 'sines')
+    kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, seed=args.seed, device=args.device,
+              precision=args.precision)
+    est = (TimeBridge(prior=args.prior, task=args.task, mask=args.mask, **kw) if args.estimator == 'timebridge'
+           else GaussianDiffusion(**kw))
+    est.fit(X, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume,
+            distributed=True if args.distributed else None)
+    est.save(args.out)                                                     # rank 0 only, when data parallel
+    if is_main_process(): print(f"fitted {type(est).__name__} on {len(X)} windows of shape {X.shape[1:]}; wrote {args.out}")
+    return 0
+
+# %% ../nbs/99_cli.ipynb #1e9b6949
+def _run_impute(args) -> int:
+    "`tsbl impute`: the gaps of a CSV filled with a saved imputation model."
+    model = _load_model(args.model, args.device, args.precision, args.compile)
+    r = impute_csv(model, args.input, args.output, args.bands, _columns(args.columns),
+                   args.n_samples, args.seed, disable=True if args.quiet else None, calibrate=args.calibrate, hide=args.hide)
+    print(f"filled {r['filled']} gaps in {r['rows']} rows of {r['channels']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
+    if r['margin']: print('bands widened by ' + ', '.join(f'{c} {m:.4g}' for c, m in r['margin'].items()) + f' for {args.calibrate:.0%} coverage')
+    return 0
+
+# %% ../nbs/99_cli.ipynb #51c2bebf
+def _model_file(args) -> str:
+    "The model file of `tsbl sample`: `--model MODEL`, or MODEL as the first argument (the old spelling); both only if they agree."
+    pos, opt = args.model_file, args.model
+    if pos is not None and opt is not None and Path(pos) != Path(opt):
+        raise ValueError(f"Two model files given, {pos} and --model {opt}; pass one, with --model.")
+    if pos is None and opt is None: raise ValueError("No model file given; pass --model MODEL (a file written by tsbl fit --out).")
+    return opt or pos
+
+# %% ../nbs/99_cli.ipynb #7f318f89
+def _run_sample(args) -> int:
+    "`tsbl sample`: windows from a saved model into .npy or .csv."
+    est = _load_model(_model_file(args), args.device, args.precision, args.compile)
+    kw = {'nfe': args.nfe} if args.nfe is not None else {}
+    x = est.sample(args.n, seed=args.seed, disable=True if args.quiet else None, **kw)
+    write_samples(x, args.out)
+    print(f"wrote {args.n} windows of shape {x.shape[1:]} to {args.out}")
+    return 0
+
+# %% ../nbs/99_cli.ipynb #bff04579
+def _run_fit_paired(args) -> int:
+    "`tsbl fit-paired`: a PairedDiffusion fitted on a test bed or a CSV, saved with its column names."
+    if args.align == 'none' and (args.lam is not None or args.grad_share is not None):
+        raise ValueError("--lam and --grad-share weigh the alignment; with --align none there is none: drop them or choose an alignment.")
+    if args.grad_share is not None and args.lam not in (None, 'adapt'):
+        raise ValueError(f"--grad-share is the target of --lam adapt; with --lam {args.lam} it does nothing: drop one of them.")
+    opt = {k: v for k, v in (('lam', args.lam), ('grad_share', args.grad_share)) if v is not None}
+    X, Y, cols = load_pairs(args.data, args.seq_len, _columns(args.x_columns), _columns(args.y_columns), args.data_dir)
+    m = PairedDiffusion(args.align, preset=args.preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
+                        precision=args.precision, decoder_input=args.decoder_input, **opt)
+    m.fit(X, Y, disable=True if args.quiet else None, checkpoint=args.checkpoint, resume=args.resume)
+    m.columns_ = cols; m.save(args.out)
+    print(f"fitted PairedDiffusion(align={args.align!r}) on {len(X)} pairs, X {X.shape[1:]} / Y {Y.shape[1:]}; lambda {m.lambda_:.3f}; wrote {args.out}")
+    return 0
+
+# %% ../nbs/99_cli.ipynb #0ea2d573
+def _run_translate(args) -> int:
+    "`tsbl translate`: a CSV recording of one modality translated into the other."
+    m = PairedDiffusion.load(args.model, device=args.device, precision=args.precision, compile=args.compile)
+    r = translate_csv(m, args.input, args.output, args.to, _columns(args.columns), args.bands, args.n_samples, args.nfe, args.seed,
+                      True if args.quiet else None)
+    print(f"translated {r['rows']} rows of {r['input']} into {r['output']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
+    return 0
+
+# %% ../nbs/99_cli.ipynb #2d36e3f2
+def _run(args) -> int:
+    "Run the parsed command; its exit status."
+    return {'demo': _run_demo, 'quickstart': _run_quickstart, 'fit': _run_fit, 'impute': _run_impute, 'sample': _run_sample,
+            'fit-paired': _run_fit_paired, 'translate': _run_translate, 'run': main_run, 'report': main_report, 'bench': bench_cli,
+           }[args.command](args)
+
+# %% ../nbs/99_cli.ipynb #db59aa48
 def main(argv:list|None=None # arguments (default: sys.argv[1:])
         ) -> int:
-    "Run the `tsbl` command line; from a shell, bad input gives a one-line error and exit status 2, SIGTERM / Ctrl-C 128 + signal."
+    "Run the `tsbl` command line; from a shell, bad input gives a one-line error and exit status 2; SIGTERM / Ctrl-C in training 128 + signal, Ctrl-C elsewhere 130."
     args = _parser().parse_args(argv)
     if args.command is None: _parser().print_help(); return 2
     try: return _run(args)
     except TrainingInterrupted as e:
         if is_main_process(): print(f"tsbl {args.command}: {e}", file=sys.stderr)
         return 128 + e.signum
+    except KeyboardInterrupt:                                                  # Ctrl-C outside a training step: one line, no traceback
+        if is_main_process(): print(f"tsbl {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130                                                             # 128 + SIGINT; files are written atomically, none is left half written
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
         if argv is not None: raise                                             # called from Python: the caller gets the exception
         print(f"tsbl {args.command}: error: {e}", file=sys.stderr)

@@ -21,9 +21,9 @@ from .data import MinMaxScaler
 from .align import Alignment, ALIGNMENTS
 
 # %% auto #0
-__all__ = ['DECODER_INPUTS', 'PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'PAIRED_DATA', 'ConditionalDenoiser', 'PairedNet',
-           'encoder_parameters', 'paired_loss', 'Translation', 'PairedDiffusion', 'translate_series', 'translate_csv',
-           'load_pairs', 'add_paired_commands', 'run_paired_command', 'fit_history_figure']
+__all__ = ['DECODER_INPUTS', 'PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'ConditionalDenoiser', 'PairedNet',
+           'encoder_parameters', 'paired_loss', 'Translation', 'PairedDiffusion', 'translate_series',
+           'fit_history_figure']
 
 # %% ../nbs/14_paired.ipynb #9255d157
 DECODER_INPUTS = ('embedding', 'latent')
@@ -443,117 +443,6 @@ def translate_series(model:PairedDiffusion, # a fitted pair
         for acc, part in zip(out, (r.mean, r.lower, r.upper)): acc[s:s + L] += part[k]
         count[s:s + L] += 1
     return Translation(*(a / count for a in out), None)
-
-def translate_csv(model:PairedDiffusion, # a fitted pair
-                  input:str|Path, # CSV, one row per time step, with the conditioning modality's columns
-                  output:str|Path, # CSV to write with the predicted modality
-                  to:str='y', # which modality to predict
-                  columns:list|None=None, # input columns in training order (default: the names saved with the model, else all numeric)
-                  bands:str|Path|None=None, # optional CSV of <column>_lower / <column>_upper
-                  n_samples:int=4, nfe:int|None=50, seed:int=0, disable:bool|None=None,
-                 ) -> dict:
-    "Translate a CSV recording; write the prediction (and bands) atomically."
-    import pandas as pd
-    try: df = pd.read_csv(input)
-    except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f"Could not read {input} as a CSV table ({type(e).__name__}: {e}); pass a comma-separated file with a header row.") from e
-    names = getattr(model, 'columns_', None) or (None, None)
-    src, dst = (names[0], names[1]) if to == 'y' else (names[1], names[0])
-    columns = columns or (src if src and set(src) <= set(df.columns) else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])])
-    missing = [c for c in columns if c not in df.columns]
-    if missing: raise ValueError(f"Columns {missing} are not in {input}; it has {list(df.columns)}.")
-    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad: raise ValueError(f"Columns {bad} of {input} are not numeric; name the input columns with --columns.")
-    r = translate_series(model, df[columns].to_numpy(np.float64), to, n_samples, nfe, seed, disable=disable)
-    dst = dst or [f'{to}{j}' for j in range(r.mean.shape[1])]
-    with atomic_write(output, 'w') as f: pd.DataFrame(r.mean, columns=dst).to_csv(f, index=False)
-    if bands is not None:
-        b = pd.DataFrame({f'{c}_{k}': v[:, j] for j, c in enumerate(dst) for k, v in (('lower', r.lower), ('upper', r.upper))})
-        with atomic_write(bands, 'w') as f: b.to_csv(f, index=False)
-    return {'rows': len(df), 'input': columns, 'output': dst}
-
-# %% ../nbs/14_paired.ipynb #82fd4933
-PAIRED_DATA = ('lorenz', 'pendulum', 'pendulum-chaotic', 'gait')
-
-def load_pairs(data:str, # 'lorenz', 'pendulum', 'pendulum-chaotic', 'gait' or a CSV path
-               seq_len:int=64, x_columns:list|None=None, y_columns:list|None=None, data_dir=None,
-              ) -> tuple:
-    "Training windows (X, Y) and column names from a paired test bed or a CSV with named X and Y columns."
-    from tsbridge_lambda.data import load_dataset, from_csv
-    if data in PAIRED_DATA:
-        kw = {'gait': dict(data_dir=data_dir), 'pendulum-chaotic': dict(regime='chaotic')}.get(data, {})
-        d = load_dataset(data.split('-')[0], seq_len=seq_len, **kw).train
-        return d.X, d.Y, (d.x_columns, d.y_columns)
-    if not Path(data).is_file(): raise ValueError(f"{data!r} is neither a CSV file nor one of {PAIRED_DATA}.")
-    if not x_columns or not y_columns: raise ValueError("A CSV needs --x-columns and --y-columns (comma-separated column names).")
-    wx, wy = (from_csv(data, columns=c, seq_len=seq_len, stride=max(1, seq_len // 4)) for c in (x_columns, y_columns))
-    return wx.X, wy.X, (list(x_columns), list(y_columns))
-
-def _lam_arg(text:str):
-    "`--lam`: 'adapt', 'learn' or a finite number >= 0."
-    if text in ('adapt', 'learn'): return text
-    try: v = float(text)
-    except ValueError: v = math.nan
-    if not (math.isfinite(v) and v >= 0): raise argparse.ArgumentTypeError(f"must be 'adapt', 'learn' or a finite number >= 0, got {text!r}")
-    return v
-
-def _share_arg(text:str):
-    "`--grad-share`: a finite number > 0."
-    try: v = float(text)
-    except ValueError: v = math.nan
-    if not (math.isfinite(v) and v > 0): raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return v
-
-def add_paired_commands(sub):
-    "Add `fit-paired` and `translate` to the `tsbl` parser."
-    f = sub.add_parser('fit-paired', help='fit LAMBDA (PairedDiffusion) on a paired test bed or a CSV with two modalities')
-    f.add_argument('data', help=f"one of {', '.join(PAIRED_DATA)}, or a CSV path (with --x-columns and --y-columns)")
-    f.add_argument('--out', required=True, help='model file to write')
-    f.add_argument('--align', choices=ALIGNMENTS, default='lambda', help='alignment (default lambda; none = two independent models)')
-    f.add_argument('--preset', choices=sorted(PAIRED_PRESETS), default='quick')
-    f.add_argument('--x-columns', default=None); f.add_argument('--y-columns', default=None)
-    f.add_argument('--seq-len', type=int, default=64); f.add_argument('--steps', type=int, default=None)
-    f.add_argument('--batch-size', type=int, default=None); f.add_argument('--data-dir', default=None)
-    f.add_argument('--checkpoint', default=None); f.add_argument('--resume', action='store_true')
-    f.add_argument('--seed', type=int, default=0); f.add_argument('--device', default=None); f.add_argument('--quiet', action='store_true')
-    f.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
-    f.add_argument('--decoder-input', choices=DECODER_INPUTS, default=None,
-                   help="where each decoder starts: 'embedding' of x_t (Diffusion-TS, the default) or the aligned 'latent' Z")
-    f.add_argument('--lam', type=_lam_arg, default=None,
-                   help="alignment weight: 'adapt' (default: gradient share held at --grad-share), 'learn' (uncertainty weighting) or a number")
-    f.add_argument('--grad-share', type=_share_arg, default=None,
-                   help='--lam adapt: target ratio of alignment to denoising gradient norm on the encoders (default 0.1)')
-    t = sub.add_parser('translate', help='translate a CSV recording of one modality into the other with a fitted pair')
-    t.add_argument('--model', required=True); t.add_argument('--input', required=True); t.add_argument('--output', required=True)
-    t.add_argument('--to', choices=['x', 'y'], default='y', help="modality to predict (default y: Y from X)")
-    t.add_argument('--columns', default=None, help='input columns (default: those the model was trained on)')
-    t.add_argument('--bands', default=None, help='optional CSV of 5 %% and 95 %% quantiles')
-    t.add_argument('--n-samples', type=int, default=4); t.add_argument('--nfe', type=int, default=50)
-    t.add_argument('--seed', type=int, default=0); t.add_argument('--device', default=None); t.add_argument('--quiet', action='store_true')
-    t.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32', help='bf16: bfloat16 autocast for the networks (GPU)')
-    t.add_argument('--compile', action='store_true', help='torch.compile the network (falls back to the plain one if compiling fails)')
-
-def run_paired_command(args) -> int:
-    "Run `fit-paired` or `translate`."
-    quiet = True if args.quiet else None
-    split = lambda s: s.split(',') if s else None
-    if args.command == 'fit-paired':
-        if args.align == 'none' and (args.lam is not None or args.grad_share is not None):
-            raise ValueError("--lam and --grad-share weigh the alignment; with --align none there is none: drop them or choose an alignment.")
-        if args.grad_share is not None and args.lam not in (None, 'adapt'):
-            raise ValueError(f"--grad-share is the target of --lam adapt; with --lam {args.lam} it does nothing: drop one of them.")
-        opt = {k: v for k, v in (('lam', args.lam), ('grad_share', args.grad_share)) if v is not None}
-        X, Y, cols = load_pairs(args.data, args.seq_len, split(args.x_columns), split(args.y_columns), args.data_dir)
-        m = PairedDiffusion(args.align, preset=args.preset, steps=args.steps, batch_size=args.batch_size, seed=args.seed, device=args.device,
-                            precision=args.precision, decoder_input=args.decoder_input, **opt)
-        m.fit(X, Y, disable=quiet, checkpoint=args.checkpoint, resume=args.resume)
-        m.columns_ = cols; m.save(args.out)
-        print(f"fitted PairedDiffusion(align={args.align!r}) on {len(X)} pairs, X {X.shape[1:]} / Y {Y.shape[1:]}; lambda {m.lambda_:.3f}; wrote {args.out}")
-    else:
-        m = PairedDiffusion.load(args.model, device=args.device, precision=args.precision, compile=args.compile)
-        r = translate_csv(m, args.input, args.output, args.to, split(args.columns), args.bands, args.n_samples, args.nfe, args.seed, quiet)
-        print(f"translated {r['rows']} rows of {r['input']} into {r['output']}; wrote {args.output}" + (f" and {args.bands}" if args.bands else ''))
-    return 0
 
 # %% ../nbs/14_paired.ipynb #5d0e7a21
 def fit_history_figure(histories:dict, # {name: PairedDiffusion.fit_history()}, e.g. {'none': ..., 'lambda': ...}

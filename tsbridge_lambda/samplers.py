@@ -70,7 +70,7 @@ def sample_heun(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> estimate of x
                 churn:float=0.33, # s_churn in [0, 1]: fraction of each step done by the reverse SDE
                 mask=None, # optional, 1 = generate, 0 = keep x_T (point-preserving sampling)
                 generator:torch.Generator|None=None, # source of the SDE noise
-                callback=None, # called with {'x', 'i', 't', 't_hat', 'denoised'} after each step
+                callback=None, # called with {'x', 'i', 't', 'step', 't_hat', 'denoised'} after each step (the table above)
                 disable:bool|None=None, # True silences the progress bar
                 extra_args:dict|None=None, # passed to the denoiser as keyword arguments
                 clip_denoised:float|None=None, # clamp the x_0 estimate to [-c, c] (data scaled to [-1, 1]: c = 1)
@@ -100,7 +100,7 @@ def sample_heun(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> estimate of x
             if t_next > 0:                              # Heun correction, except on the last step to t = 0
                 d_next = bridge.ode_drift(x, t_next, x_T, D(x, t_next))
                 x = x_hat + _masked((t_next - t_hat) * (d + d_next) / 2, mask)
-        if callback is not None: callback({'x': x, 'i': i, 't': t_i, 't_hat': t_hat, 'denoised': denoised})
+        if callback is not None: callback({'x': x, 'i': i, 't': t_i, 'step': i, 't_hat': t_hat, 'denoised': denoised})
     return x
 
 # %% ../nbs/03_samplers.ipynb #3cae055e
@@ -133,7 +133,7 @@ def sample_euler_maruyama(denoiser, # denoiser(x_t, t, x_T, **extra_args) -> est
         dx = (t_next - t_i) * bridge.sde_drift(x, t_i, x_T, denoised)
         if t_next > 0: dx = dx + float(bridge.g(t_i)) * math.sqrt(t_i - t_next) * randn(x.shape, generator, x.dtype, x.device)
         x = x + _masked(dx, mask)
-        if callback is not None: callback({'x': x, 'i': i, 't': t_i, 'denoised': denoised})
+        if callback is not None: callback({'x': x, 'i': i, 't': t_i, 'step': i, 'denoised': denoised})
     return x
 
 # %% ../nbs/03_samplers.ipynb #edce2759
@@ -154,7 +154,7 @@ def sample_ddpm(model, # model(x_i, i, **extra_args) -> estimate of x_0; i a (N,
         denoised = _clip(model(x, _ivec(i, x), **extra_args), clip_denoised)
         x = c0[i] * denoised + ct[i] * x
         if i > 0: x = x + math.sqrt(var[i]) * randn(x.shape, generator, x.dtype, x.device)
-        if callback is not None: callback({'x': x, 'i': k, 't': i, 'denoised': denoised})
+        if callback is not None: callback({'x': x, 'i': k, 't': (i + 1) / schedule.n_steps, 'step': i, 'denoised': denoised})
     return x
 
 def ddim_steps(n_steps:int, # N, the steps of the schedule
@@ -185,7 +185,7 @@ def sample_ddim(model, # model(x_i, i, **extra_args) -> estimate of x_0
         sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev))
         x = math.sqrt(ab_prev) * denoised + math.sqrt(max(1 - ab_prev - sigma**2, 0.)) * eps_hat
         if sigma > 0: x = x + sigma * randn(x.shape, generator, x.dtype, x.device)
-        if callback is not None: callback({'x': x, 'i': k, 't': i, 'denoised': denoised})
+        if callback is not None: callback({'x': x, 'i': k, 't': (i + 1) / schedule.n_steps, 'step': i, 'denoised': denoised})
     return x
 
 # %% ../nbs/03_samplers.ipynb #c8e794ca
