@@ -42,7 +42,7 @@ setuptools.setup(
     # the experiment notebooks (nbs/experiments) ship inside the package as <lib>/experiments_nbs, for `tsbl run`
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']) + [experiments_pkg],
     package_dir={experiments_pkg: 'nbs/experiments'},
-    package_data={experiments_pkg: ['*.ipynb']},
+    package_data={cfg['lib_path']: cfg.get('package_data', '').split(), experiments_pkg: ['*.ipynb']},
     include_package_data=True,
     python_requires='>=' + min_python,
     install_requires=requirements,

@@ -92,6 +92,7 @@ def test_bench_cli_json_keys():
 
 # -- tsbl bench --compare: the argument checks and the table, without a clone of the published code ---------------
 import tsbridge_lambda.bench as B
+import tsbridge_lambda.bench_compare as BC   # where the comparison lives; bench re-exports it
 
 def _fake_checkout(root, config='model:\n  params:\n    seq_length: 24\n    feature_size: 5\n'):
     for f in B.PUBLISHED_FILES: (root / f).parent.mkdir(parents=True, exist_ok=True); (root / f).touch()
@@ -110,10 +111,10 @@ def test_compare_refuses_a_folder_that_is_not_a_checkout(tmp_path):
 
 def test_compare_names_the_packages_to_install(monkeypatch):
     assert B.missing_modules(['json', 'no_such_module_tsbl']) == ['no_such_module_tsbl']     # looked up in a fresh interpreter
-    monkeypatch.setattr(B, 'missing_modules', lambda mods, python=None: ['ema_pytorch', 'yaml', 'numba'])
+    monkeypatch.setattr(BC, 'missing_modules', lambda mods, python=None: ['ema_pytorch', 'yaml', 'numba'])
     with pytest.raises(RuntimeError, match='needs ema-pytorch, pyyaml to train and sample.*pip install ema-pytorch pyyaml'):
         B.check_published_packages(stub_unused=True)
-    monkeypatch.setattr(B, 'missing_modules', lambda mods, python=None: ['statsmodels', 'numba'])
+    monkeypatch.setattr(BC, 'missing_modules', lambda mods, python=None: ['statsmodels', 'numba'])
     with pytest.raises(RuntimeError, match='pip install statsmodels numba, or pass --stub-unused'): B.check_published_packages()
     assert B.check_published_packages(stub_unused=True) == ['statsmodels', 'numba']
 
@@ -131,3 +132,7 @@ def test_compare_table_from_fake_timings(tmp_path):
     table = B.format_compare(r)
     assert 'training windows/s' in table and '2.00x' in table and '2.50x' in table and '1.50-1.75' in table
     json.dumps(r)                                                                   # --json / --out can write it
+
+def test_bench_reexports_the_comparison():
+    assert set(BC.__all__) <= set(B.__all__) and all(getattr(B, n) is getattr(BC, n) for n in BC.__all__)
+    assert B._stand_in is BC._stand_in                                          # tools/published_generation_run.py imports it from bench

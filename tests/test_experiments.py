@@ -256,3 +256,10 @@ def test_a_resumed_run_must_match_the_protocol(tmp_path):
     assert json.loads(f.read_text())['_protocol'] == {'split': 'paper'}
     with pytest.raises(ValueError, match="_protocol"):
         ex.Recorder('proto', 'timebridge', {}, s, out=tmp_path, protocol={'split': 'chronological'})
+
+
+def test_experiments_reexports_the_tables_modules():
+    "The notebooks' `from tsbridge_lambda.experiments import *` gives every name of the LAMBDA and TimeBridge table modules."
+    from tsbridge_lambda import experiments_lambda as EL, experiments_timebridge as ET
+    for M in (EL, ET):
+        assert set(M.__all__) <= set(ex.__all__) and all(getattr(ex, n) is getattr(M, n) for n in M.__all__)

@@ -35,6 +35,7 @@ def test_wheel_contains_and_imports_every_module(tmp_path):
     modules = sorted(p.name for p in (ROOT / 'tsbridge_lambda').glob('*.py'))
     missing = [m for m in modules if f'tsbridge_lambda/{m}' not in names]
     assert not missing, f'wheel lacks {missing}'
+    assert 'tsbridge_lambda/published.csv' in names, 'wheel lacks the published numbers (settings.ini package_data)'
     ep = next(n for n in names if n.endswith('entry_points.txt'))
     assert 'tsbl = tsbridge_lambda.cli:main' in zipfile.ZipFile(whl).read(ep).decode()
     site = tmp_path / 'site'

@@ -4,27 +4,33 @@
 
 # %% ../nbs/15_bench.ipynb #3ad1ae95
 from __future__ import annotations
-import inspect, json, os, platform, statistics, subprocess, sys, tempfile, textwrap, threading, time
-from pathlib import Path
-import numpy as np
+import json, os, statistics, threading, time
 import torch
-from .core import get_device
-from .backbone import make_backbone, BACKBONE_PRESETS, TRAIN_PRESETS
+from .core import get_device, atomic_write
+from .backbone import make_backbone
+from .schedules import VPSchedule, VP_PRESETS
+from .bridge import VPBridge
+from .samplers import sample_heun, karras_times, parallel_batches
+from .timebridge import TimeBridge, GaussianDiffusion
+from .paired import PairedDiffusion
+from . import metrics as M
+from .bench_compare import *       # re-exported: see `_all_` below
+from .bench_compare import load_average, machine_info, synthetic_windows, compare_published, format_compare
+from .bench_compare import _stand_in   # tools/published_generation_run.py imports it from here
+# every name of bench_compare, re-exported (`tsbl bench --compare`, tools and tests import them from bench)
+_all_ = ['PUBLISHED_FILES', 'PUBLISHED_NEEDS', 'PUBLISHED_IMPORTED_ONLY', 'PUBLISHED_SETTINGS', 'COMPARE_FORMAT',
+         'load_average', 'machine_info', 'synthetic_windows', 'check_published_checkout', 'missing_modules',
+         'check_published_packages', 'run_side', 'compare_published', 'format_compare']
 
 # %% auto #0
-__all__ = ['BENCH_SHAPES', 'METRIC_NAMES', 'SECTIONS', 'BENCH_FORMAT', 'PUBLISHED_FILES', 'PUBLISHED_NEEDS',
-           'PUBLISHED_IMPORTED_ONLY', 'PUBLISHED_SETTINGS', 'COMPARE_FORMAT', 'load_average', 'time_call', 'PeakMemory',
-           'machine_info', 'synthetic_windows', 'fitted_estimator', 'bench_train_step', 'bench_fwd_bwd',
-           'bench_sampling', 'bench_metrics', 'bench_lambda_step', 'run_bench', 'format_table',
-           'check_published_checkout', 'missing_modules', 'check_published_packages', 'run_side', 'compare_published',
-           'format_compare', 'bench_cli', 'add_bench_parser', 'compare_splitting', 'profile_table', 'scaling']
+__all__ = ['BENCH_SHAPES', 'METRIC_NAMES', 'SECTIONS', 'BENCH_FORMAT', 'time_call', 'PeakMemory', 'fitted_estimator',
+           'bench_train_step', 'bench_fwd_bwd', 'bench_sampling', 'bench_metrics', 'bench_lambda_step', 'run_bench',
+           'format_table', 'bench_cli', 'add_bench_parser', 'compare_splitting', 'profile_table', 'scaling',
+           'PUBLISHED_FILES', 'PUBLISHED_NEEDS', 'PUBLISHED_IMPORTED_ONLY', 'PUBLISHED_SETTINGS', 'COMPARE_FORMAT',
+           'load_average', 'machine_info', 'synthetic_windows', 'check_published_checkout', 'missing_modules',
+           'check_published_packages', 'run_side', 'compare_published', 'format_compare']
 
 # %% ../nbs/15_bench.ipynb #9a64e9a4
-def load_average() -> float|None:
-    "The 1-minute load average of the machine (None where the OS does not report one)."
-    try: return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError): return None
-
 def _sync(device):
     if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
 
@@ -83,36 +89,8 @@ class PeakMemory:
         self.peak_mb, self.rise_mb = peak / 2**20, (peak - self._start) / 2**20
         return False
 
-# %% ../nbs/15_bench.ipynb #088639c1
-def machine_info(device=None, # the device the suite runs on (None: CUDA when present)
-                ) -> dict:
-    "Machine, Python, torch version, thread count, device and load average."
-    device = get_device(device)
-    info = {'machine': platform.machine(), 'processor': platform.processor() or platform.machine(), 'os': platform.platform(),
-            'cpus': os.cpu_count(), 'python': platform.python_version(), 'torch': torch.__version__,
-            'threads': torch.get_num_threads(), 'device': str(device), 'load': load_average()}
-    try:
-        with open('/proc/cpuinfo') as f:
-            names = [l.split(':', 1)[1].strip() for l in f if l.startswith('model name')]
-        if names: info['processor'] = names[0]
-    except OSError: pass
-    if device.type == 'cuda': info['gpu'] = torch.cuda.get_device_name(device)
-    return info
-
 # %% ../nbs/15_bench.ipynb #50f8b089
 BENCH_SHAPES = {'sines': (24, 5), 'etth': (24, 7)} # (L, C) of the windows each preset is benchmarked on
-
-def synthetic_windows(n:int, # number of windows
-                      seq_len:int, # L
-                      n_channels:int, # C
-                      seed:int=0,
-                     ) -> np.ndarray:
-    "Smooth random windows (n, L, C): a random sinusoid plus a random walk per channel (shape-only stand-ins for data)."
-    rng = np.random.default_rng(seed)
-    j = np.arange(seq_len)[None, :, None]
-    freq, phase = rng.uniform(0.02, 0.2, (n, 1, n_channels)), rng.uniform(0, 2 * np.pi, (n, 1, n_channels))
-    walk = np.cumsum(rng.normal(0, 0.05, (n, seq_len, n_channels)), 1)
-    return (np.sin(2 * np.pi * freq * j + phase) + walk).astype(np.float32)
 
 def _check_preset(preset):
     if preset not in BENCH_SHAPES: raise ValueError(f"No benchmark shape for preset {preset!r}; choose one of {sorted(BENCH_SHAPES)}.")
@@ -125,7 +103,6 @@ def fitted_estimator(kind:str='timebridge', # 'timebridge' or 'gaussian'
                      seed:int=0,
                     ):
     "An estimator of the preset's size after one training step on synthetic windows (weights do not change timings)."
-    from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
     if kind not in ('timebridge', 'gaussian'): raise ValueError(f"kind must be 'timebridge' or 'gaussian', got {kind!r}.")
     L, C = _check_preset(preset)
     est = (TimeBridge(prior='gp', preset=preset, device=device, seed=seed) if kind == 'timebridge'
@@ -178,7 +155,6 @@ def bench_metrics(n:int=1000, # real and fake windows each
                   names:tuple=METRIC_NAMES, device=None, seed:int=0,
                  ) -> dict:
     "Wall seconds of one run of each metric on synthetic sines-shaped windows."
-    from tsbridge_lambda import metrics as M
     L, C = BENCH_SHAPES['sines']
     real, fake = synthetic_windows(n, L, C, seed), synthetic_windows(n, L, C, seed + 1)
     it = {} if n_iters is None else {'n_iters': n_iters}
@@ -200,7 +176,6 @@ def bench_lambda_step(preset:str='paper', # a PairedDiffusion preset ('tiny', 'q
                       shapes:tuple=((24, 5), (24, 7)), # (L, C) of X and of Y
                      ) -> dict:
     "Seconds per optimiser step of `PairedDiffusion(align='lambda')` on synthetic pairs, and the peak memory while stepping."
-    from tsbridge_lambda.paired import PairedDiffusion
     (L, cx), (_, cy) = shapes
     X, Y = synthetic_windows(n_windows, L, cx, 0), synthetic_windows(n_windows, L, cy, 1)
     return bench_train_step(PairedDiffusion(align='lambda', preset=preset, device=device, seed=0).fit(X, Y, steps=1, disable=True), repeats, warmup)
@@ -273,269 +248,11 @@ def format_table(bench:dict, # the output of `run_bench`
     if 'total_s' in bench: lines.append(f"total {bench['total_s']:.0f} s")
     return '\n'.join(lines)
 
-# %% ../nbs/15_bench.ipynb #f1278e6e
-PUBLISHED_FILES = ('main.py', 'engine/solver.py', 'Models/bridge_diffusion/bridge_karras_diffusion.py', 'Utils/io_utils.py')
-
-def check_published_checkout(path, # folder of a clone of the published TimeBridge code (the one holding main.py)
-                             preset:str='sines', # the preset timed: the clone's Config/<preset>.yaml
-                            ) -> Path:
-    "The clone's folder, after checking that it holds the files the comparison drives and a config for `preset`."
-    root, get = Path(path).expanduser(), "git clone https://github.com/JinseongP/TimeBridge"
-    if not root.is_dir(): raise FileNotFoundError(f"{path} is not a folder. Pass the top folder of a clone of the published TimeBridge code ({get}).")
-    missing = [f for f in PUBLISHED_FILES if not (root / f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{root} is not a checkout of the published TimeBridge code: it has no {', '.join(missing)}. "
-                                f"Pass the top folder of a clone ({get}), the one that holds main.py.")
-    configs = sorted(p.stem for p in (root / 'Config').glob('*.yaml'))
-    if preset not in configs: raise ValueError(f"The checkout has no Config/{preset}.yaml; it has configs for: {', '.join(configs) or 'none'}.")
-    if preset not in TRAIN_PRESETS:
-        raise ValueError(f"This project has no preset {preset!r}; presets both sides have: {sorted(set(TRAIN_PRESETS) & set(configs))}.")
-    return root.resolve()
-
-# %% ../nbs/15_bench.ipynb #3a77fcbd
-PUBLISHED_NEEDS = {'torch': 'torch', 'numpy': 'numpy', 'yaml': 'pyyaml', 'einops': 'einops', 'scipy': 'scipy',
-                   'sklearn': 'scikit-learn', 'tqdm': 'tqdm', 'ema_pytorch': 'ema-pytorch'}  # import name: package, called when timing
-PUBLISHED_IMPORTED_ONLY = {'gpytorch': 'gpytorch', 'torchaudio': 'torchaudio', 'statsmodels': 'statsmodels', 'numba': 'numba'}
-
-def missing_modules(modules, # import names
-                    python:str|None=None, # interpreter to look in (default: this one)
-                   ) -> list:
-    "The import names among `modules` that `python` cannot find."
-    probe = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
-    try: r = subprocess.run([python or sys.executable, '-c', probe, *modules], capture_output=True, text=True)
-    except OSError as e: raise RuntimeError(f"Could not run the interpreter {python}: {e}; pass the path of a python executable.")
-    if r.returncode != 0: raise RuntimeError(f"Could not run {python or sys.executable}: {r.stderr.strip()[-500:]}")
-    return r.stdout.split()
-
-def check_published_packages(python:str|None=None, # interpreter that will run the published side (default: this one)
-                             stub_unused:bool=False, # stand in for the absent packages that the timed path only imports
-                            ) -> list:
-    "Packages to stand in for (only with `stub_unused`); raises naming what to install when the published side cannot run."
-    lacks, where = missing_modules([*PUBLISHED_NEEDS, *PUBLISHED_IMPORTED_ONLY], python), python or sys.executable
-    need = [PUBLISHED_NEEDS[m] for m in lacks if m in PUBLISHED_NEEDS]
-    only = [m for m in lacks if m in PUBLISHED_IMPORTED_ONLY]
-    if need:
-        raise RuntimeError(f"The published code needs {', '.join(need)} to train and sample, and {where} lacks {'it' if len(need) == 1 else 'them'}: "
-                           f"pip install {' '.join(need)} (or pass --python with an environment built from the clone's requirements.txt).")
-    if only and not stub_unused:
-        raise RuntimeError(f"The published code imports {', '.join(only)}, which {where} lacks: pip install {' '.join(only)}, "
-                           "or pass --stub-unused to put stand-ins in their place (they are imported, never called, when timing "
-                           "unconditional generation with the GP prior).")
-    return only
-
-# %% ../nbs/15_bench.ipynb #041ea4cf
-def _clock(cuda):
-    "perf_counter, read after the GPU has finished when there is one."
-    import time, torch
-    def clock():
-        if cuda: torch.cuda.synchronize()
-        return time.perf_counter()
-    return clock
-
-def _train_summary(stamps, # clock after each optimiser step
-                   warmup, # steps dropped (>= 1: the first timed step starts at the end of the last of them)
-                   batch, # windows per optimiser step
-                   load, # load averages before and after
-                  ) -> dict:
-    "Windows per second and the median seconds of the optimiser steps after `warmup`."
-    import statistics
-    d = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:])]
-    return {'windows_per_s': batch * len(d) / (stamps[-1] - stamps[warmup - 1]), 's_per_step': statistics.median(d),
-            'steps': len(d), 'warmup': warmup, 'batch': batch, 'load': load}
-
-def _time_sampling(sample, # sample(n) draws n windows
-                   net, # the network module the sampler calls (its inputs are counted)
-                   n, repeats, clock,
-                  ) -> dict:
-    "Milliseconds per window of `sample(n)` (median of `repeats`, after a 64-window warm-up) and the measured NFE."
-    import statistics
-    sample(min(n, 64))
-    seen, times, load = [], [], [load_average()]
-    hook = net.register_forward_pre_hook(lambda m, args: seen.append(len(args[0])))
-    try:
-        for _ in range(repeats):
-            t0 = clock(); sample(n); times.append(clock() - t0)
-    finally: hook.remove()
-    return {'ms_per_window': 1e3 * statistics.median(times) / n, 'n': n, 'repeats': repeats,
-            'nfe': sum(seen) / (n * repeats), 'load': load + [load_average()]}
-
-# %% ../nbs/15_bench.ipynb #6e9c3200
-PUBLISHED_SETTINGS = {   # main.py's command-line values where they shape the computation (README: unconditional generation)
-    'model': dict(pred_mode='vp', sampler='sde', prior='gp', sigma_min=1e-4, sigma_max=1.0, model_matching='D_matching',
-                  cond_embedding=False, use_img_transform=False),
-    'prior': dict(prior='gp', kernel_type='rbf', bw='GAUSSIAN', var=1.0),   # read by its Trainer's prior
-    'sample_chunk': 2001,                                                     # main.py samples this many windows per call
-}
-
-def _stand_in(name):
-    "An empty module for an absent package; any use of it raises (numba's `jit` decorates, the function raises when called)."
-    import sys, types
-    def fail(*a, **k): raise RuntimeError(f"{name} was stood in for (--stub-unused) but the timed path used it; install {name}.")
-    def attr(a):
-        if a.startswith('__'): raise AttributeError(a)
-        fail()
-    mod = types.ModuleType(name); mod.__getattr__ = attr
-    if name == 'numba': mod.jit, mod.prange = (lambda *a, **k: (lambda f: fail)), range
-    sys.modules[name] = mod
-    for sub in {'torchaudio': ['transforms'], 'statsmodels': ['api']}.get(name, []):
-        part = types.ModuleType(f'{name}.{sub}'); part.__getattr__ = attr
-        setattr(mod, sub, part); sys.modules[f'{name}.{sub}'] = part
-
-# %% ../nbs/15_bench.ipynb #26d62e7f
-def _published_side(spec:dict, # checkout path, preset, data file, steps, warmup, n, repeats, threads, device, settings
-                   ) -> dict:
-    "In a fresh interpreter: build the published model from Config/<preset>.yaml as its main.py does; time its training loop and sampler."
-    import os, sys, types
-    for name in spec['stand_ins']: _stand_in(name)
-    sys.path.insert(0, spec['path'])
-    import numpy as np, torch
-    torch.set_num_threads(spec['threads'])
-    from Utils.io_utils import load_yaml_config, instantiate_from_config
-    from engine.solver import Trainer
-    config = load_yaml_config(os.path.join(spec['path'], 'Config', f"{spec['preset']}.yaml"))
-    config['model']['target'] = 'Models.bridge_diffusion.bridge_karras_diffusion.Diffusion_TS'
-    config['model']['params'].update(spec['model_settings'])
-    total = spec['warmup'] + spec['steps']
-    config['solver'].update(max_epochs=total, save_cycle=total + 1)
-    model = instantiate_from_config(config['model']).to(spec['device'])
-    X = np.load(spec['data']).astype(np.float32)
-    lo, hi = X.min(axis=(0, 1)), X.max(axis=(0, 1))
-    class Windows(torch.utils.data.Dataset):
-        samples = 2 * (X - lo) / (hi - lo) - 1
-        def __len__(self): return len(self.samples)
-        def __getitem__(self, i): return torch.from_numpy(self.samples[i]), i
-    loader = torch.utils.data.DataLoader(Windows(), batch_size=config['dataloader']['batch_size'], shuffle=True, drop_last=True,
-                                         num_workers=0, pin_memory=spec['device'] == 'cuda')
-    args = types.SimpleNamespace(name='tsbl_bench', mode='generation', train=True, sample=0, pretrain_sampling=None, **spec['prior_settings'])
-    trainer = Trainer(config=config, args=args, model=model, dataloader={'dataloader': loader, 'dataset': Windows()}, logger=None)
-    clock, stamps = _clock(spec['device'] == 'cuda'), []
-    trainer.opt.register_step_post_hook(lambda *a: stamps.append(clock()))
-    load = [load_average()]
-    trainer.train()
-    batch = config['dataloader']['batch_size'] * config['solver']['gradient_accumulate_every']
-    train = _train_summary(stamps, spec['warmup'], batch, load + [load_average()])
-    ema, chunk = trainer.ema.ema_model, spec['sample_chunk']
-    def sample(n):
-        for i in range(0, n, chunk): ema.generate_mts(batch_size=min(chunk, n - i), prior_info=trainer.saved_prior)
-    return {'train': train, 'sample': _time_sampling(sample, ema.model, spec['n'], spec['repeats'], clock),
-            'threads': torch.get_num_threads(), 'device': str(next(model.parameters()).device), 'torch': torch.__version__}
-
-# %% ../nbs/15_bench.ipynb #f4547450
-def _our_side(spec:dict, # preset, data file, steps, warmup, n, repeats, threads, device
-             ) -> dict:
-    "In a fresh interpreter: time `TimeBridge(prior='gp', preset=...).fit(X, steps=...)` step by step, then `.sample(n)`."
-    import os, numpy as np, torch
-    torch.set_num_threads(spec['threads'])
-    import tsbridge_lambda
-    from tsbridge_lambda.timebridge import TimeBridge
-    X = np.load(spec['data'])
-    clock, stamps = _clock(spec['device'] == 'cuda'), []
-    est, load = TimeBridge(prior='gp', preset=spec['preset'], device=spec['device'], seed=0), [load_average()]
-    est.fit(X, steps=spec['warmup'] + spec['steps'], disable=True, callback=lambda info: stamps.append(clock()))
-    train = _train_summary(stamps, spec['warmup'], est.trainer_.batch_size * est.trainer_.accumulate, load + [load_average()])
-    sample = lambda n: est.sample(n, seed=0, disable=True)
-    return {'train': train, 'sample': _time_sampling(sample, est.model_, spec['n'], spec['repeats'], clock),
-            'threads': torch.get_num_threads(), 'device': str(est.device), 'torch': torch.__version__,
-            'package': os.path.dirname(tsbridge_lambda.__file__)}
-
-# %% ../nbs/15_bench.ipynb #ed7064a0
-_SIDE_HELPERS = (load_average, _clock, _train_summary, _time_sampling, _stand_in)
-
-def run_side(side:str, # 'published' or 'ours'
-             spec:dict, # JSON-ready settings for the side
-             python:str|None=None, # interpreter (default: this one)
-             timeout:float|None=None, # seconds
-            ) -> dict:
-    "Run one side of the comparison in a fresh interpreter, its modules apart from this process's; its timings."
-    sides = {'published': _published_side, 'ours': _our_side}
-    if side not in sides: raise ValueError(f"side must be one of {sorted(sides)}, got {side!r}.")
-    fn = sides[side]
-    src = '\n\n'.join(textwrap.dedent(inspect.getsource(f)) for f in (*_SIDE_HELPERS, fn))
-    src = f"import json, os, sys\n{src}\n\njson.dump({fn.__name__}(json.loads(sys.argv[1])), open(sys.argv[2], 'w'))\n"
-    env = {**os.environ, 'OMP_NUM_THREADS': str(spec['threads']), 'MKL_NUM_THREADS': str(spec['threads'])}
-    if spec['device'] == 'cpu': env['CUDA_VISIBLE_DEVICES'] = ''
-    if side == 'published': env['PYTHONDONTWRITEBYTECODE'] = '1'              # no __pycache__ folders in the clone
-    if side == 'ours':
-        import tsbridge_lambda
-        env['PYTHONPATH'] = os.pathsep.join([str(Path(tsbridge_lambda.__file__).resolve().parent.parent), *filter(None, [os.environ.get('PYTHONPATH')])])
-    with tempfile.TemporaryDirectory() as work:
-        out = os.path.join(work, 'result.json')
-        r = subprocess.run([python or sys.executable, '-c', src, json.dumps(spec), out], cwd=work, env=env,
-                           capture_output=True, text=True, timeout=timeout)
-        if r.returncode != 0 or not os.path.exists(out):
-            tail = '\n'.join((r.stdout + r.stderr).strip().splitlines()[-15:])
-            raise RuntimeError(f"The {side} side stopped with exit status {r.returncode}; its last lines:\n{tail}")
-        with open(out) as f: return json.load(f)
-
-# %% ../nbs/15_bench.ipynb #20a11788
-COMPARE_FORMAT = 'tsbridge_lambda.bench-compare/1'
-
-def compare_published(path, # folder of a clone of the published TimeBridge code
-                      preset:str='sines', # dataset preset, timed on both sides
-                      steps:int=20, # timed optimiser steps on each side
-                      warmup:int=5, # optimiser steps before the timed ones (at least 1)
-                      n:int=512, # windows per timed sampling run
-                      repeats:int=1, # timed sampling runs (median)
-                      threads:int|None=None, # torch threads on both sides (default: this process's count)
-                      device=None, # 'cpu' or 'cuda' (default: CUDA when present)
-                      python:str|None=None, # interpreter for the published side (default: this one)
-                      stub_unused:bool=False, # stand in for absent packages that the timed path only imports
-                      n_train:int=2048, # synthetic training windows
-                      run=None, # run(side, spec) -> timings (default: `run_side`; tests pass a fake)
-                     ) -> dict:
-    "Time the published code's training loop and sampler, then this project's public API, one after the other; the speed-ups."
-    for name, v, least in (('steps', steps, 1), ('warmup', warmup, 1), ('n', n, 1), ('repeats', repeats, 1), ('n_train', n_train, 2)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < least: raise ValueError(f"{name} must be a whole number >= {least}, got {v!r}.")
-    if threads is not None and threads < 1: raise ValueError(f"threads must be positive, got {threads}.")
-    device, root = get_device(device).type, check_published_checkout(path, preset)
-    stand_ins = check_published_packages(python, stub_unused) if run is None else []
-    run = run or (lambda side, spec: run_side(side, spec, python if side == 'published' else None))
-    try: import yaml
-    except ImportError: raise RuntimeError("Reading the clone's config needs PyYAML: pip install pyyaml.") from None
-    with open(root / 'Config' / f'{preset}.yaml') as f: params = (yaml.safe_load(f) or {}).get('model', {}).get('params', {})
-    if not {'seq_length', 'feature_size'} <= set(params): raise ValueError(f"{root}/Config/{preset}.yaml has no model.params.seq_length / feature_size.")
-    L, C, threads = params['seq_length'], params['feature_size'], threads or torch.get_num_threads()
-    out = {'format': COMPARE_FORMAT, 'preset': preset, 'shape': [L, C], 'checkout': str(root), 'stand_ins': stand_ins,
-           'machine': machine_info(device), 'settings': dict(steps=steps, warmup=warmup, n=n, repeats=repeats, threads=threads, n_train=n_train)}
-    with tempfile.TemporaryDirectory() as tmp:
-        data = os.path.join(tmp, 'windows.npy'); np.save(data, synthetic_windows(n_train, L, C, seed=0))
-        spec = dict(preset=preset, path=str(root), data=data, steps=steps, warmup=warmup, n=n, repeats=repeats, threads=threads, device=device)
-        out['published'] = run('published', {**spec, 'stand_ins': stand_ins, 'model_settings': PUBLISHED_SETTINGS['model'],
-                                             'prior_settings': PUBLISHED_SETTINGS['prior'], 'sample_chunk': PUBLISHED_SETTINGS['sample_chunk']})
-        out['ours'] = run('ours', spec)
-    p, o = out['published'], out['ours']
-    out['speedup'] = {'train': o['train']['windows_per_s'] / p['train']['windows_per_s'],
-                      'sample': p['sample']['ms_per_window'] / o['sample']['ms_per_window']}
-    return out
-
-# %% ../nbs/15_bench.ipynb #28ba11f9
-def format_compare(r:dict, # the output of `compare_published`
-                  ) -> str:
-    "The comparison as a small table: training windows/s, sampling ms/window, speed-ups, and the load at each measurement."
-    p, o, m, s = r['published'], r['ours'], r['machine'], r['settings']
-    load = lambda x: '-'.join('?' if v is None else f'{v:.2f}' for v in x)
-    rows = [('training windows/s', f"{p['train']['windows_per_s']:.1f}", f"{o['train']['windows_per_s']:.1f}", f"{r['speedup']['train']:.2f}x"),
-            ('sampling ms/window', f"{p['sample']['ms_per_window']:.2f}", f"{o['sample']['ms_per_window']:.2f}", f"{r['speedup']['sample']:.2f}x"),
-            ('windows per step', f"{p['train']['batch']}", f"{o['train']['batch']}", ''),
-            ('sampler NFE', f"{p['sample']['nfe']:.0f}", f"{o['sample']['nfe']:.0f}", ''),
-            ('load, training', load(p['train']['load']), load(o['train']['load']), ''),
-            ('load, sampling', load(p['sample']['load']), load(o['sample']['load']), '')]
-    lines = [f"tsbl bench --compare · preset {r['preset']} (L = {r['shape'][0]}, C = {r['shape'][1]}) · torch {m['torch']} · {m['device']} · "
-             f"{s['threads']} threads · {m['cpus']} CPUs · {m['processor']}",
-             f"{s['steps']} timed optimiser steps after {s['warmup']}; sampling {s['n']} windows, median of {s['repeats']}; "
-             "the published code first, then this project, each in its own process",
-             f"{'':20} {'published':>12} {'this project':>12} {'speed-up':>9}",
-             *(f"{a:20} {b:>12} {c:>12} {d:>9}" for a, b, c, d in rows),
-             "speed-up: the published code's time / this project's (above 1: this project is faster); load: 1-minute average, before-after"]
-    if r['stand_ins']: lines.append(f"stood in for (imported by the published code, not called here): {', '.join(r['stand_ins'])}")
-    return '\n'.join(lines)
-
 # %% ../nbs/15_bench.ipynb #0614ccb7
 _COMPARE_FLAGS = ('preset', 'steps', 'warmup_steps', 'windows', 'repeats', 'python', 'stub_unused')
 
 def bench_cli(args) -> int:
     "Run `tsbl bench` with parsed arguments: the suite, or with `--compare PATH` the comparison with the published code."
-    from tsbridge_lambda.core import atomic_write
     if args.compare:
         if args.only: raise ValueError("--only picks sections of the suite, which --compare does not run: drop one of them.")
         pick = lambda v, quick, full: v if v is not None else quick if args.quick else full
@@ -575,9 +292,6 @@ def add_bench_parser(sub):
 # %% ../nbs/15_bench.ipynb #85be352e
 def compare_splitting(preset:str='sines', n:int=512, steps:int=40, threads:int=2) -> list:
     "ms per window of TimeBridge's sampler on an untrained backbone: unsplit with `threads` intra-op threads, unsplit with 1, split in `threads` chunks."
-    from tsbridge_lambda.samplers import sample_heun, karras_times, parallel_batches
-    from tsbridge_lambda.bridge import VPBridge
-    from tsbridge_lambda.schedules import VPSchedule, VP_PRESETS
     L, C = _check_preset(preset)
     net = make_backbone(preset, C, L, seed=0, cond_channels=C).eval()
     bridge, x_T = VPBridge(VPSchedule(*VP_PRESETS[preset])), torch.randn(n, L, C, generator=torch.Generator().manual_seed(0))

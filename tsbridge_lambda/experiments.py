@@ -4,7 +4,8 @@
 
 # %% ../nbs/16_experiments.ipynb #002f45d3
 from __future__ import annotations
-import datetime, hashlib, json, math, os, platform, re, shutil, subprocess, time
+import csv, datetime, hashlib, io, json, math, os, platform, re, shutil, subprocess, time
+from importlib import resources
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,18 +13,29 @@ import torch
 from fastcore.basics import patch
 from .core import atomic_write, savefig
 from .train import Trainer
+from .experiments_lambda import *       # re-exported: see `_all_` below
+from .experiments_timebridge import *
+from .experiments_lambda import LAMBDA_PRESETS, _LAMBDA_NOTES, _jsonable, _slug
+from .experiments_timebridge import PRESETS, _TIMEBRIDGE_NOTES, METRIC_NAMES, PAPER_SCALES
+from .experiments_timebridge import train_windows, make_model, generate, score, pool, samples_figure
+# every name of experiments_lambda and experiments_timebridge, re-exported (`from tsbridge_lambda.experiments import *`)
+_all_ = ['LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES', 'HIGHER_IS_BETTER', 'ABLATIONS',
+         'DIAGNOSTICS', 'subsample', 'config_key', 'model_file', 'paired_data', 'make_paired', 'translate_test',
+         'translation_scores', 'mean_std', 'paired_comparison', 'probe_scores', 'trajectory_figure', 'fit_summary',
+         'translation_rows', 'trajectories_figure', 'PRESETS', 'METHODS', 'METRIC_NAMES', 'PAPER_SCALES',
+         'train_windows', 'model_preset', 'make_model', 'generate', 'score', 'pool', 'samples_figure',
+         'fmatching_coeffs', 'fmatching_class']
 
 # %% auto #0
-__all__ = ['PACKAGED_DIR', 'PRESETS', 'SETTING_NOTES', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS', 'DIRECTION_NAMES', 'ALIGN_NAMES',
-           'HIGHER_IS_BETTER', 'ABLATIONS', 'DIAGNOSTICS', 'METHODS', 'METRIC_NAMES', 'PAPER_SCALES', 'PAPERS',
-           'PUBLISHED_SOURCE', 'PUBLISHED', 'experiments_dir', 'list_experiments', 'notebook_path', 'settings',
-           'paired_data', 'make_paired', 'config_key', 'model_file', 'subsample', 'translate_test',
-           'translation_scores', 'mean_std', 'paired_comparison', 'probe_scores', 'trajectory_figure', 'fit_summary',
-           'translation_rows', 'trajectories_figure', 'train_windows', 'model_preset', 'make_model', 'generate',
-           'score', 'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class', 'machine', 'git_commit',
-           'run_folder', 'Recorder', 'unconditional_rows', 'load_results', 'collect', 'table_markdown', 'settings_line',
-           'run_markdown', 'report', 'parse_value', 'run', 'notebook_parameters', 'add_parsers', 'main_run',
-           'main_report']
+__all__ = ['PACKAGED_DIR', 'SETTING_NOTES', 'PAPERS', 'PUBLISHED_SOURCE', 'PUBLISHED', 'experiments_dir', 'list_experiments',
+           'notebook_path', 'settings', 'machine', 'git_commit', 'run_folder', 'Recorder', 'unconditional_rows',
+           'load_results', 'collect', 'table_markdown', 'settings_line', 'run_markdown', 'report', 'parse_value', 'run',
+           'notebook_parameters', 'add_parsers', 'main_run', 'main_report', 'LAMBDA_PRESETS', 'PAIRS', 'SYSTEMS',
+           'DIRECTION_NAMES', 'ALIGN_NAMES', 'HIGHER_IS_BETTER', 'ABLATIONS', 'DIAGNOSTICS', 'subsample', 'config_key',
+           'model_file', 'paired_data', 'make_paired', 'translate_test', 'translation_scores', 'mean_std',
+           'paired_comparison', 'probe_scores', 'trajectory_figure', 'fit_summary', 'translation_rows',
+           'trajectories_figure', 'PRESETS', 'METHODS', 'METRIC_NAMES', 'PAPER_SCALES', 'train_windows', 'model_preset',
+           'make_model', 'generate', 'score', 'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class']
 
 # %% ../nbs/16_experiments.ipynb #73b11401
 PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed package
@@ -55,35 +67,11 @@ def notebook_path(name:str # an experiment name (see `list_experiments`) or a pa
     if not p.exists(): raise ValueError(f"Unknown experiment {name!r}; choose one of {list(list_experiments())}.")
     return p
 
-# %% ../nbs/16_experiments.ipynb #d7ef72a6
-PRESETS = {
-    'tiny': dict(steps=40, batch_size=16, accumulate=1, warmup=5, max_train=128, n_eval=64, sample_steps=4, baseline_nfe=5, repeats=2,
-                 fid_iters=5, disc_iters=10, pred_iters=10, n_generated=128, impute_samples=2, max_test=8,
-                 backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=16, n_heads=2), device='cpu', torch_threads=1, checkpoint_every=10),
-    'quick': dict(steps=300, batch_size=32, accumulate=1, warmup=30, max_train=2000, n_eval=256, sample_steps=10, baseline_nfe=29, repeats=2, fid_iters=50,
-                  disc_iters=200, pred_iters=200, n_generated=10000, impute_samples=5, max_test=128,
-                  backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=32, n_heads=4), device='cpu', torch_threads=1, checkpoint_every=None),
-    'medium': dict(steps=5000, batch_size=None, accumulate=1, warmup=500, max_train=None, n_eval=1000, sample_steps=20, baseline_nfe=59, repeats=2, fid_iters=None,   # CPU hours
-                   disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=5, max_test=256, backbone=None, device='cpu', torch_threads=None,
-                   checkpoint_every=None),
-    'paper': dict(steps=None, batch_size=None, accumulate=None, warmup=None, max_train=None, n_eval=None, sample_steps=40, baseline_nfe=None, repeats=5, fid_iters=None,
-                  disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=100, max_test=None,
-                  backbone=None, device=None, torch_threads=None, checkpoint_every=None),
-}
-SETTING_NOTES = {   # what each knob means, printed under every table
-    'steps': "optimiser steps (None: the dataset's training preset)", 'accumulate': "micro-batches per optimiser step (None: the preset's, 2 as in the reference configs)",
-    'checkpoint_every': 'training steps between checkpoints of a model (None: 1000)', 'warmup': 'learning-rate warm-up steps (None: 500)', 'batch_size': "windows per step (None: the preset's)",
-    'max_train': 'training windows drawn at random (None: all)', 'n_eval': 'real and generated windows scored (None: all)',
-    'sample_steps': 'Heun steps (NFE = 3 steps - 1)',
-    'baseline_nfe': 'network evaluations of the Gaussian baseline (DDIM; None: its 500-step DDPM chain)', 'repeats': 'seeded repeats of every metric',
-    'fid_iters': 'TS2Vec iterations of Context-FID (None: 200 / 600 by size)', 'disc_iters': 'discriminative GRU iterations',
-    'pred_iters': 'predictive GRU iterations', 'n_generated': 'windows of the generated datasets (sines, mujoco)',
-    'impute_samples': 'imputations per series (median scored)', 'max_test': 'test series imputed (None: all)',
-    'backbone': "network override (None: the dataset's preset)", 'device': 'None: CUDA when present',
-    'torch_threads': "CPU threads (quick: 1, the machine is shared; None: torch's default)"}
+# %% ../nbs/16_experiments.ipynb #74feda33
+SETTING_NOTES = {**_TIMEBRIDGE_NOTES, **_LAMBDA_NOTES}   # what each knob means, printed under every table
 
 def settings(preset:str='quick', # 'quick', 'medium' (TimeBridge only) or 'paper'
-             paper:str='timebridge', # whose presets: 'timebridge' (PRESETS) or 'lambda' (LAMBDA_PRESETS, below)
+             paper:str='timebridge', # whose presets: 'timebridge' (PRESETS, experiments_timebridge) or 'lambda' (LAMBDA_PRESETS, experiments_lambda)
              **overrides, # any key of that preset; None keeps the preset's value
             ) -> dict:
     "The resolved settings of a preset with the notebook's overrides (also sets torch's CPU threads when the preset names them)."
@@ -96,369 +84,6 @@ def settings(preset:str='quick', # 'quick', 'medium' (TimeBridge only) or 'paper
     s.update({k: v for k, v in overrides.items() if v is not None})
     if s['torch_threads']: torch.set_num_threads(int(s['torch_threads']))
     return s
-
-# %% ../nbs/16_experiments.ipynb #753909a9
-LAMBDA_PRESETS = {
-    'quick': dict(net='tiny', steps=300, batch_size=32, seq_len=64, split=(0.7, 0.3), n_trajectories=200, max_test=32, n_samples=4,
-                  nfe=20, fid_iters=50, pred_iters=200, seeds=(0,), device='cpu', torch_threads=1, checkpoint_every=None, decoder_input=None),
-    'medium': dict(net='quick', steps=3000, batch_size=64, seq_len=64, split=(0.7, 0.3), n_trajectories=1000, max_test=None, n_samples=8,
-                   nfe=50, fid_iters=200, pred_iters=2000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None,
-                   checkpoint_every=250, decoder_input=None),
-    'paper': dict(net='paper', steps=None, batch_size=None, seq_len=128, split=(0.8, 0.1, 0.1), n_trajectories=1000, max_test=None,
-                  n_samples=10, nfe=None, fid_iters=None, pred_iters=5000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None,
-                  checkpoint_every=None, decoder_input=None),
-}
-SETTING_NOTES.update({
-    'net': "PairedDiffusion preset: network, diffusion steps, default steps and batch", 'seq_len': 'window length L',
-    'split': 'fractions of subjects (gait) or trajectories held out: (train, test) or (train, val, test)',
-    'n_trajectories': 'simulated trajectories of Lorenz and the pendulum', 'n_samples': 'conditional samples per test window (their mean is the prediction)',
-    'nfe': 'DDIM network evaluations (None: the full DDPM chain)',
-    'decoder_input': "where each denoiser's decoder starts: None or 'embedding' (Diffusion-TS: the input embedding of x_t), 'latent' (the aligned Z)",
-    'seeds': 'training seeds: every method is trained once per seed, and compared with the baseline seed by seed'})
-
-PAIRS = {'angles-moments': ('angles', 'moments'), 'angles-grf': ('angles', 'grf'), 'moments-grf': ('moments', 'grf')}
-SYSTEMS = ('lorenz', 'pendulum-regular', 'pendulum-chaotic')
-DIRECTION_NAMES = {'x|y': 'X given Y', 'y|x': 'Y given X'}   # '|' would split a markdown table cell
-ALIGN_NAMES = {'none': 'w/o align', 'lambda': 'LAMBDA', 'simclr': 'SimCLR', 'barlow': 'Barlow Twins', 'vicreg': 'VICReg', 'mse': 'Latent MSE'}
-HIGHER_IS_BETTER = ('linear', 'nonlinear')   # probe accuracies; every other metric of both papers is lower-is-better
-
-def paired_data(name:str, # a gait pair of PAIRS ('angles-grf', ...) or a system of SYSTEMS ('lorenz', 'pendulum-chaotic', ...)
-                s:dict, # LAMBDA settings (seq_len, split, n_trajectories)
-                seed:int=0, # seed of the simulation and of the split
-               ):
-    "The `PairedData` of one row of LAMBDA's tables."
-    from tsbridge_lambda.data import load_dataset
-    if name in PAIRS: return load_dataset('gait', modalities=PAIRS[name], seq_len=s['seq_len'], split=s['split'], seed=seed, disable=True)
-    if name not in SYSTEMS: raise ValueError(f"Unknown LAMBDA dataset {name!r}; choose a gait pair {list(PAIRS)} or a system {list(SYSTEMS)}.")
-    kw = dict(n_trajectories=s['n_trajectories'], seq_len=s['seq_len'], split=s['split'], seed=seed)
-    if name.startswith('pendulum'): return load_dataset('pendulum', regime=name.split('-')[1], **kw)
-    return load_dataset('lorenz', **kw)
-
-def make_paired(align:str, # a key of ALIGN_NAMES
-                s:dict, # LAMBDA settings
-                seed:int=0, # weights and training seed
-                **config, # other PairedDiffusion arguments (terms, lam, ...)
-               ):
-    "An unfitted `PairedDiffusion` for one row of LAMBDA's tables."
-    from tsbridge_lambda.paired import PairedDiffusion
-    return PairedDiffusion(align, preset=s['net'], steps=s['steps'], batch_size=s['batch_size'], seed=seed, device=s['device'],
-                           checkpoint_every=s.get('checkpoint_every'), decoder_input=s.get('decoder_input'), **config)
-
-def config_key(prefix:str, # e.g. '<dataset>-<method>-seed<seed>'
-               model, # an estimator with a `config` dict
-              ) -> str:
-    "`prefix` and a fingerprint of the model's whole configuration: a cache key that a resumed run cannot match with a model configured otherwise."
-    return f"{prefix}-{hashlib.sha256(json.dumps(_jsonable(model.config), sort_keys=True).encode()).hexdigest()[:10]}"
-
-def model_file(folder, # a run's cache folder
-               name:str, # the dataset or gait pair
-               model, # a PairedDiffusion (fitted or not: only its configuration counts)
-               data, # the PairedData it is trained on
-              ) -> Path:
-    "Where a run keeps a fitted pair: named by the dataset, a fingerprint of the model's configuration and one of the exact training pairs, so another run (e.g. `lambda_probes` after `lambda_gait`) can read it back instead of retraining, and never a model trained otherwise."
-    h = hashlib.sha256(json.dumps(_jsonable(model.config), sort_keys=True).encode())
-    for a in (data.train.X, data.train.Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
-    return Path(folder) / f"{_slug(name)}-{h.hexdigest()[:12]}.model.pt"
-
-def subsample(X, # windows (N, L, C)
-              n:int|None, # how many to keep (None: all)
-              seed:int=0, # seed of the draw
-             ) -> np.ndarray:
-    "At most n windows of X drawn without replacement, in their original order (all of them when n is None)."
-    if n is None or n >= len(X): return X
-    return X[np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))]
-
-def translate_test(model, # a fitted PairedDiffusion
-                   data, # its PairedData
-                   direction:str, # 'x|y' (generate X from Y) or 'y|x'
-                   s:dict, # LAMBDA settings (max_test, n_samples, nfe)
-                   seed:int=0,
-                  ) -> tuple:
-    "(real targets, Translation with samples) of at most `max_test` test windows, in original units."
-    te = data.test
-    idx = subsample(np.arange(len(te.X)), s['max_test'], seed)
-    kw = dict(n_samples=s['n_samples'], nfe=s['nfe'], seed=seed, return_samples=True, disable=True)
-    if direction == 'x|y': return te.X[idx], model.predict_x(te.Y[idx], **kw)
-    if direction == 'y|x': return te.Y[idx], model.predict_y(te.X[idx], **kw)
-    raise ValueError(f"direction must be 'x|y' or 'y|x', got {direction!r}.")
-
-def translation_scores(data, # the PairedData (its scalers give the MSE's units)
-                       real, # true targets (N, L, C), original units
-                       tr, # the Translation of `translate_test`
-                       direction:str, # 'x|y' or 'y|x'
-                       s:dict, # LAMBDA settings (fid_iters, pred_iters, device)
-                       metrics=('mse', 'fid', 'predictive'),
-                       seed:int=0,
-                       encoders:dict|None=None, # cache {(seed, direction): TS2Vec}: the FID encoder depends only on the real targets
-                      ) -> dict:
-    "MSE of the mean translation in scaled units, FID of one sample per window against the real targets (TS2Vec trained on them), predictive score."
-    from tsbridge_lambda.metrics import paired_fid, predictive_score, unit_scale
-    from tsbridge_lambda.ts2vec import TS2Vec
-    out = {}
-    if 'mse' in metrics:
-        sc = data.x_scaler if direction == 'x|y' else data.y_scaler
-        out['mse'] = float(np.mean((sc.transform(tr.mean) - sc.transform(real))**2))
-    if 'fid' in metrics:                         # the encoder paired_fid would train, trained once per (seed, direction)
-        cache = {} if encoders is None else encoders
-        if (seed, direction) not in cache:
-            cache[seed, direction] = TS2Vec(device=s['device']).fit(unit_scale(real)[0], n_iters=s['fid_iters'], seed=seed, disable=True)
-        out['fid'] = paired_fid(real, tr.samples[0], encoder=cache[seed, direction])
-    if 'predictive' in metrics: out['predictive'] = predictive_score(real, tr.samples[0], n_iters=s['pred_iters'], seed=seed, device=s['device'], disable=True)
-    return out
-
-def mean_std(values) -> tuple:
-    "(mean, sample standard deviation) over seeds, as LAMBDA's tables print them (std NaN for one seed)."
-    v = np.asarray(values, np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float('nan')
-
-def paired_comparison(a, # scores of the method, one per seed
-                      b, # scores of the baseline, same seeds in the same order
-                      higher_is_better:bool=False, # e.g. probe accuracies; MSE, FID and predictive score are lower-is-better
-                      confidence:float=0.95, # coverage of the t-interval
-                     ) -> dict:
-    "Paired by seed: mean and t-interval half width of a - b, and whether a is 'better', 'worse' or 'indistinguishable' from b."
-    from tsbridge_lambda.metrics import t_interval
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.ndim != 1 or a.shape != b.shape or not len(a): raise ValueError(f"Need one score per seed for both, in the same order; got shapes {a.shape} and {b.shape}.")
-    mean, hw = t_interval(a - b, confidence)
-    if not (np.isfinite(a).all() and np.isfinite(b).all()): verdict = 'failed (a score is not finite)'
-    elif len(a) == 1: verdict = 'undecided (one seed)'
-    elif abs(mean) <= hw: verdict = 'indistinguishable'
-    else: verdict = 'better' if (mean > 0) == higher_is_better else 'worse'
-    return dict(mean=mean, half_width=hw, verdict=verdict, seeds=len(a))
-
-def probe_scores(model, # a fitted PairedDiffusion
-                 data, # its PairedData, with a label column in meta
-                 label:str='speed', # the class of each window
-                 seed:int=0,
-                ) -> dict:
-    "Linear and nonlinear probe accuracy on the frozen, time-pooled encoder features, averaged over the two encoders (h_X on X, h_Y on Y)."
-    from tsbridge_lambda.metrics import probe
-    y, split = data.meta[label].astype(str).to_numpy(), data.meta['split'].to_numpy()
-    accs = [probe(model.encode(D, m, seed=seed), y, split == 'train', split == 'test', seed=seed) for D, m in ((data.X, 'x'), (data.Y, 'y'))]
-    return {k: float(np.mean([a[k] for a in accs])) for k in accs[0]}
-
-def trajectory_figure(real, # true targets (N, L, C)
-                      generated:dict, # {method: generated targets (N, L, C)}
-                      title:str='', # panel title
-                      channel:int=0, # the channel shown
-                      ax=None, # draw into this axis (None: a new figure)
-                     ):
-    "LAMBDA's Figure 2: mean ± standard deviation over windows of the real (black) and generated trajectories (w/o align blue, LAMBDA red)."
-    import matplotlib.pyplot as plt
-    fig = None
-    if ax is None: fig, ax = plt.subplots(figsize=(3.4, 2.2))
-    colors = {'w/o align': 'tab:blue', 'LAMBDA': 'tab:red'}
-    for i, (k, x) in enumerate({'real': real, **generated}.items()):
-        x = np.asarray(x)[:, :, channel]; m, sd = x.mean(0), x.std(0); t = np.arange(len(m))
-        c = 'k' if k == 'real' else colors.get(k, f'C{i}')
-        ax.plot(t, m, color=c, lw=1.2, label=k); ax.fill_between(t, m - sd, m + sd, color=c, alpha=.15, lw=0)
-    ax.set_title(title, fontsize=9); ax.legend(fontsize=7, frameon=False)
-    return fig if fig is not None else ax.figure
-
-# %% ../nbs/16_experiments.ipynb #b2c95c7f
-ABLATIONS = {'w/o L_con': dict(align='lambda', terms=('cov',)), 'w/o L_cov': dict(align='lambda', terms=('con',)),
-             'LAMBDA': dict(align='lambda', terms=('con', 'cov'))}   # the rows of LAMBDA's Table 4
-DIAGNOSTICS = ('lambda', 'var_x', 'var_y', 'ratio_x', 'ratio_y', 'acc', 'pos_acc')   # fit-history columns summarised per run
-
-def fit_summary(model, # a fitted PairedDiffusion
-                tail:float=0.1, # fraction of the last steps averaged
-               ) -> dict:
-    "Mean of each of DIAGNOSTICS over the last steps of the fit history (those a run has)."
-    h = model.fit_history()
-    h = h.iloc[-max(1, int(len(h) * tail)):]
-    return {k: float(h[k].mean()) for k in DIAGNOSTICS if k in h and h[k].notna().any()}
-
-def translation_rows(rec, # the run's Recorder
-                     table:str, # the paper's table
-                     name:str, # a gait pair or a system (see `paired_data`)
-                     variants:dict, # {method name: PairedDiffusion arguments}, e.g. {'LAMBDA': {'align': 'lambda'}}
-                     s:dict, # LAMBDA settings
-                     seeds=(0,), # training seeds
-                     metrics=('mse', 'fid', 'predictive'),
-                     baseline:str='w/o align', # the variant every other one is compared with seed by seed (when present)
-                    ) -> tuple:
-    "Score every variant in both directions on one dataset (each model once per run folder: a resumed run reads finished ones back); add the rows to `rec`; return (data, {(direction, method): (real, one sample per window)} of the first seed)."
-    from tsbridge_lambda.paired import fit_history_figure
-    data, scores, shown, encoders, diag, histories = paired_data(name, s), {}, {}, {}, {}, {}
-    rec.note(f'{name}: {len(data.train.X)} training and {len(data.test.X)} test pairs of length {data.X.shape[1]}; X = {data.x_columns}, Y = {data.y_columns}')
-    for seed in seeds:                                   # seeds outside variants: a run stopped part-way holds whole pairs to compare
-        for method, cfg in variants.items():
-            model = make_paired(s=s, seed=seed, **cfg)
-            key = config_key(f'{name}-{method}-seed{seed}', model)   # a resumed run never reuses a model configured otherwise
-            ckpt = rec.cache / f'{_slug(key)}.ckpt.pt'
-            def run():                                   # one model: fit (checkpointed), translate both ways, score; kept in the run folder
-                model.fit(data.train.X, data.train.Y, disable=True, checkpoint=ckpt, resume=True)
-                model.save(model_file(rec.cache, name, model, data))     # for other runs on the same pairs (lambda_probes)
-                out = dict(scores={}, diag=fit_summary(model), lam=float(model.lambda_))
-                for d in DIRECTION_NAMES:
-                    real, tr = translate_test(model, data, d, s, seed=seed)
-                    out['scores'][d] = translation_scores(data, real, tr, d, s, metrics, seed=seed, encoders=encoders)
-                    if seed == seeds[0]: rec.array(f'{key}-{d}.real', lambda: real); rec.array(f'{key}-{d}.sample', lambda: tr.samples[0])
-                if seed == seeds[0]:
-                    h = model.fit_history(); out['history_columns'] = list(h.columns)
-                    rec.array(f'{key}.history', lambda: h.to_numpy(np.float64))
-                return out
-            r = rec.cached(key, run)
-            ckpt.unlink(missing_ok=True)
-            v = r['value']
-            for d in DIRECTION_NAMES:
-                for k, x in v['scores'][d].items(): scores.setdefault((d, method, k), []).append(x)
-                if seed == seeds[0]: shown[d, method] = (rec.array(f'{key}-{d}.real', None)[0], rec.array(f'{key}-{d}.sample', None)[0])
-            for k, x in v['diag'].items(): diag.setdefault((method, k), []).append(x)
-            if seed == seeds[0]:
-                h = rec.array(f'{key}.history', None)[0]
-                histories[method] = pd.DataFrame(h, columns=v['history_columns'], index=pd.RangeIndex(1, len(h) + 1, name='step'))
-            rec.note(f"{name}, {method}, seed {seed}: {r['seconds']:.0f} s, load {r['load_average']} (lambda at the end {v['lam']:.3g})")
-    for (d, method, k), v in scores.items(): rec.add(table, f'{name} {DIRECTION_NAMES[d]}', method, k, *mean_std(v), seeds=len(v))
-    for (d, method, k), v in scores.items():
-        if baseline in variants and method != baseline:
-            c = paired_comparison(v, scores[d, baseline, k], k in HIGHER_IS_BETTER)
-            rec.add(f'{table} paired', f'{name} {DIRECTION_NAMES[d]}', f'{method} − {baseline}', k, c['mean'], c['half_width'],
-                    seeds=c['seeds'], verdict=c['verdict'], values={method: v, baseline: scores[d, baseline, k]})   # per-seed scores, for audit
-    for (method, k), v in diag.items(): rec.add(f'{table} diagnostics', name, method, k, *mean_std(v), seeds=len(v))
-    rec.figure(fit_history_figure(histories, title=f'{name}: fit histories, seed {seeds[0]}'), f'{name}_training.png')
-    return data, shown
-
-def trajectories_figure(data, # the PairedData
-                        shown:dict, # the second value `translation_rows` returns
-                        name:str='', # title prefix
-                        channel:int=0,
-                       ):
-    "Figure 2 for one pair: both directions side by side (`trajectory_figure` of each target's first channel)."
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(7, 2.3))
-    methods = list(dict.fromkeys(m for _, m in shown))
-    for ax, d in zip(axes, DIRECTION_NAMES):
-        col = (data.x_columns if d == 'x|y' else data.y_columns)[channel]
-        trajectory_figure(shown[d, methods[0]][0], {m: shown[d, m][1] for m in methods}, f'{name} {DIRECTION_NAMES[d]}: {col}', channel, ax=ax)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/16_experiments.ipynb #e7dc3420
-def train_windows(dataset:str, # a benchmark name of `load_dataset`
-                  s:dict, # settings
-                  seq_len:int=24, # window length L
-                  seed:int=0, # seed of generated data and of the subsample
-                 ):
-    "The training windows (N, L, C) of a benchmark, at most `s['max_train']` of them."
-    from tsbridge_lambda.data import load_dataset
-    kw = dict(seq_len=seq_len)
-    if dataset in ('sines', 'mujoco'): kw.update(n_samples=s['n_generated'] if s['max_train'] is None else min(s['n_generated'], s['max_train']), seed=seed)
-    if dataset == 'mujoco': kw['disable'] = True
-    return subsample(load_dataset(dataset, **kw).part('train'), s['max_train'], seed)
-
-METHODS = {'TimeBridge': 'data', 'TimeBridge-GP': 'gp', 'Gaussian (Diffusion-TS)': None}
-
-def model_preset(dataset:str) -> str:
-    "The training preset of a dataset (sines for anything else, e.g. a trend or imputation variant)."
-    from tsbridge_lambda.backbone import TRAIN_PRESETS
-    return dataset if dataset in TRAIN_PRESETS else 'sines'
-
-def make_model(method:str, # a key of METHODS
-               dataset:str, # the dataset (picks the training preset)
-               s:dict, # settings
-               seed:int=0, # weights and training seed
-               cls=None, # a TimeBridge subclass to build instead (ablations)
-               **config, # other estimator settings (task, trend, schedule, lambda_f, ...)
-              ):
-    "An unfitted estimator for one row of a table."
-    from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
-    if method not in METHODS: raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}.")
-    kw = dict(preset=model_preset(dataset), steps=s['steps'], batch_size=s['batch_size'], accumulate=s.get('accumulate'), warmup=s['warmup'],
-              seed=seed, device=s['device'], backbone=s['backbone'], checkpoint_every=s.get('checkpoint_every'), **config)
-    if METHODS[method] is None: return GaussianDiffusion(**kw)
-    return (cls or TimeBridge)(prior=METHODS[method], **kw)
-
-def generate(model, # a fitted TimeBridge or GaussianDiffusion
-             n:int, # windows
-             s:dict, # settings (sample_steps)
-             seed:int=0,
-             **kw, # sampler overrides: steps/churn (TimeBridge) or nfe (GaussianDiffusion)
-            ) -> np.ndarray:
-    "n windows: TimeBridge with the preset's Heun steps, the Gaussian baseline with the preset's NFE (None: its full DDPM chain)."
-    from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
-    if isinstance(model, TimeBridge): kw.setdefault('steps', s['sample_steps'])
-    if isinstance(model, GaussianDiffusion): kw.setdefault('nfe', s['baseline_nfe'])
-    return model.sample(n, seed=seed, disable=True, batch_size=512, **kw)
-
-METRIC_NAMES = {'fid': 'FID', 'linear': 'Linear probe', 'nonlinear': 'Nonlinear probe', 'context_fid': 'Context-FID', 'correlational': 'Correlational', 'discriminative': 'Discriminative',
-                'predictive': 'Predictive', 'mse': 'MSE', 'mae': 'MAE', 'mse_01': 'MSE [0, 1]', 'mae_01': 'MAE [0, 1]',
-                'mse_e3': 'MSE ×1e3 [0, 1]', 'nfe': 'NFE', 'ms_per_sample': 'ms / sample'}
-PAPER_SCALES = {'mse_e3': "NRTSI's scale"}   # published columns on another scale than ours (TimeBridge Table 3: the NRTSI MuJoCo file's units)
-
-def score(real, # real windows (N, L, C)
-          fakes:dict, # {method: generated windows}
-          s:dict, # settings (repeats and iteration counts)
-          metrics=('context_fid', 'correlational', 'discriminative', 'predictive'),
-          seed:int=0, # evaluation seed
-         ) -> pd.DataFrame:
-    "`metrics.evaluate` with the preset's repeats and iterations: mean and t-interval per (method, metric)."
-    from tsbridge_lambda.metrics import evaluate
-    kw = {'context_fid': {'n_iters': s['fid_iters']} if s['fid_iters'] else {}, 'discriminative': {'n_iters': s['disc_iters']},
-          'predictive': {'n_iters': s['pred_iters']}}
-    real = subsample(real, s['n_eval'], seed)
-    fakes = {k: subsample(v, s['n_eval'], seed + 1) for k, v in fakes.items()}
-    return evaluate(real, fakes, metrics, repeats=s['repeats'], seed=seed, device=s['device'], disable=True,
-                    metric_kwargs={m: v for m, v in kw.items() if m in metrics and v})
-
-# %% ../nbs/16_experiments.ipynb #ba02406b
-def pool(dfs:list, # `score` DataFrames of the same rows, e.g. one per training seed
-         confidence:float=0.95,
-        ) -> pd.DataFrame:
-    "One `score` DataFrame from several: every repeat of every seed in one t-interval."
-    from tsbridge_lambda.metrics import t_interval
-    if len(dfs) == 1: return dfs[0]
-    rows = []
-    for key in dfs[0].index:
-        vals = [v for df in dfs for v in df.loc[key, 'values']]
-        mean, hw = t_interval(vals, confidence)
-        rows.append(dict(mean=mean, half_width=hw, repeats=len(vals), seconds=sum(float(df.loc[key, 'seconds']) for df in dfs),
-                         values=tuple(vals)))
-    return pd.DataFrame(rows, index=dfs[0].index)
-
-def samples_figure(real, # real windows (N, L, C)
-                   fakes:dict, # {method: generated windows}
-                   title:str='', # figure title
-                   n:int=20, # windows drawn per panel
-                   channel:int=0, # the channel shown
-                  ):
-    "Panels of `n` windows of one channel: real data first, then each method, on one y scale."
-    import matplotlib.pyplot as plt
-    sets = {'real': real, **fakes}
-    fig, axes = plt.subplots(1, len(sets), figsize=(2.6 * len(sets), 2.), sharey=True, squeeze=False)
-    for ax, (k, x) in zip(axes[0], sets.items()):
-        x = np.asarray(x)[:n, :, channel]
-        ax.plot(x.T, lw=.7, alpha=.7, color='0.4' if k == 'real' else 'C0'); ax.set_title(k, fontsize=9)
-    fig.suptitle(title, fontsize=10); fig.tight_layout()
-    return fig
-
-# %% ../nbs/16_experiments.ipynb #0e9651e2
-def fmatching_coeffs(bridge, # a VPBridge
-                     t:torch.Tensor, # times
-                     sigma_data:float, # sigma_d
-                    ) -> tuple:
-    "(c_skip, c_out, c_in) of the F-matching parameterisation, float64, shaped like t."
-    a, b, c = bridge.coeffs(torch.as_tensor(t, dtype=torch.float64))
-    sd2 = sigma_data**2
-    var = (a**2 + b**2) * sd2 + c
-    return b * sd2 / var, (sd2 * (a**2 * sd2 + c) / var).sqrt(), var.rsqrt()
-
-def fmatching_class():
-    "A TimeBridge whose network predicts F (see above) instead of x_0; for the ablation only (not saveable)."
-    from tsbridge_lambda.timebridge import TimeBridge
-    class FMatchingTimeBridge(TimeBridge):
-        _kind = 'timebridge_fmatching'
-        def _denoiser(self, net):
-            cond, bridge, sd = self.config['condition_on_prior'], self.bridge, self.config['sigma_data']
-            def D(x_t, t, x_T):
-                t = torch.as_tensor(t, device=x_t.device).reshape(-1)
-                c_skip, c_out, c_in = (k.to(x_t.dtype).reshape(-1, 1, 1) for k in fmatching_coeffs(bridge, t.cpu(), sd))
-                c_skip, c_out, c_in = (k.to(x_t.device) for k in (c_skip, c_out, c_in))
-                t = t.expand(len(x_t)) if len(t) == 1 else t
-                return c_skip * x_t + c_out * net(c_in * x_t, t, cond=x_T if cond else None)
-            return D
-    return FMatchingTimeBridge
 
 # %% ../nbs/16_experiments.ipynb #8cf0e22e
 def machine() -> dict:
@@ -492,14 +117,7 @@ def run_folder(name:str, # experiment name
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     return out
 
-def _jsonable(x):
-    if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)): return int(x)
-    if isinstance(x, (np.floating, float)): return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, (Path, torch.device)): return str(x)
-    return x
-
+# %% ../nbs/16_experiments.ipynb #d16445cd
 class Recorder:
     "Collects the rows, figures and settings of one run and writes `results.json` and `results.md`."
     def __init__(self,
@@ -519,43 +137,50 @@ class Recorder:
         self.commit, self.commits = git_commit(), set()   # the code this process runs; the code of every cached part it used
         self._open_cache(resume)
 
-    def add(self, table:str, dataset:str, method:str, metric:str, mean:float, half_width:float=float('nan'), **extra):
-        "One number (mean and t-interval half width) of one table cell; extra keys (e.g. seconds) are kept."
-        self.rows.append(dict(table=str(table), dataset=dataset, method=method, metric=metric, mean=float(mean),
-                              half_width=float(half_width), **extra))
+# %% ../nbs/16_experiments.ipynb #e8b7bad9
+@patch
+def add(self:Recorder, table:str, dataset:str, method:str, metric:str, mean:float, half_width:float=float('nan'), **extra):
+    "One number (mean and t-interval half width) of one table cell; extra keys (e.g. seconds) are kept."
+    self.rows.append(dict(table=str(table), dataset=dataset, method=method, metric=metric, mean=float(mean),
+                          half_width=float(half_width), **extra))
 
-    def add_scores(self, table:str, dataset:str, df:pd.DataFrame, **extra):
-        "Every (method, metric) of an `evaluate` DataFrame indexed by (fake, metric)."
-        for (method, metric), r in df.iterrows():
-            self.add(table, dataset, method, metric, r['mean'], r['half_width'], seconds=round(float(r['seconds']), 2), **extra)
+@patch
+def add_scores(self:Recorder, table:str, dataset:str, df:pd.DataFrame, **extra):
+    "Every (method, metric) of an `evaluate` DataFrame indexed by (fake, metric)."
+    for (method, metric), r in df.iterrows():
+        self.add(table, dataset, method, metric, r['mean'], r['half_width'], seconds=round(float(r['seconds']), 2), **extra)
 
-    def figure(self, fig, fname:str):
-        "Save a matplotlib figure as a small PNG in the run folder."
-        import matplotlib.pyplot as plt
-        savefig(fig, self.out / fname, dpi=72, bbox_inches='tight'); plt.close(fig)
-        self.figures.append(fname)
+@patch
+def figure(self:Recorder, fig, fname:str):
+    "Save a matplotlib figure as a small PNG in the run folder."
+    import matplotlib.pyplot as plt
+    savefig(fig, self.out / fname, dpi=72, bbox_inches='tight'); plt.close(fig)
+    self.figures.append(fname)
 
-    def note(self, text:str): self.notes.append(text)
+@patch
+def note(self:Recorder, text:str):
+    "Add a line of text under the run's tables (results.md)."
+    self.notes.append(text)
 
-    def save(self, complete:bool=False) -> dict:
-        "Write results.json and results.md with the rows so far (atomically); return the results."
-        res = dict(experiment=self.name, paper=self.paper, params=self.params, settings=self.settings, rows=self.rows,
-                   figures=self.figures, notes=self.notes, started=self.started, wall_seconds=round(time.time() - self.t0, 1),
-                   machine={**machine(), 'git_commit': self.commit}, complete=complete,
-                   code_commits=sorted(({self.commit} | self.commits) - {None}))   # a resumed run may hold parts computed by earlier code
-        res = _jsonable(res)
-        with atomic_write(self.out / 'results.json', 'w') as f: json.dump(res, f, indent=1)
-        with atomic_write(self.out / 'results.md', 'w') as f: f.write(run_markdown(res))
-        return res
+# %% ../nbs/16_experiments.ipynb #84a4f820
+@patch
+def save(self:Recorder, complete:bool=False) -> dict:
+    "Write results.json and results.md with the rows so far (atomically); return the results."
+    res = dict(experiment=self.name, paper=self.paper, params=self.params, settings=self.settings, rows=self.rows,
+               figures=self.figures, notes=self.notes, started=self.started, wall_seconds=round(time.time() - self.t0, 1),
+               machine={**machine(), 'git_commit': self.commit}, complete=complete,
+               code_commits=sorted(({self.commit} | self.commits) - {None}))   # a resumed run may hold parts computed by earlier code
+    res = _jsonable(res)
+    with atomic_write(self.out / 'results.json', 'w') as f: json.dump(res, f, indent=1)
+    with atomic_write(self.out / 'results.md', 'w') as f: f.write(run_markdown(res))
+    return res
 
-    def finish(self) -> dict:
-        "Write the complete results.json and results.md; return the results."
-        return self.save(complete=True)
-
+@patch
+def finish(self:Recorder) -> dict:
+    "Write the complete results.json and results.md; return the results."
+    return self.save(complete=True)
 
 # %% ../nbs/16_experiments.ipynb #26c147f9
-def _slug(key:str) -> str: return re.sub(r'[^A-Za-z0-9._=-]+', '_', str(key)).strip('_')
-
 @patch
 def _open_cache(self:Recorder, resume:bool):
     "Start or reopen `out/cache`, refusing one made with other settings."
@@ -591,6 +216,7 @@ def cached(self:Recorder, key:str, fn) -> dict:
     self.commits.add(rec.get('commit', 'unrecorded'))   # records written before commits were stamped say 'unrecorded'
     return rec
 
+# %% ../nbs/16_experiments.ipynb #ad5c5f82
 @patch
 def array(self:Recorder, key:str, fn) -> tuple:
     "(fn() as an array, its record): computed once, kept as `cache/<key>.npy`."
@@ -602,6 +228,7 @@ def array(self:Recorder, key:str, fn) -> tuple:
     rec = self.cached(f'{key}.array', compute)
     return np.load(f, allow_pickle=False), rec
 
+# %% ../nbs/16_experiments.ipynb #934680ac
 @patch
 def fit(self:Recorder, key:str, model, X) -> tuple:
     "(model fitted on X, its record): trained once (a killed training resumes from `cache/<key>.ckpt.pt`), then loaded from `cache/<key>.model.pt`."
@@ -675,119 +302,12 @@ def _pm(s:str) -> tuple:
     m, _, h = s.partition('±')
     return float(m), float(h) if h else float('nan')
 
-def _table(paper, table, methods:dict, datasets:list) -> dict:
-    "{(paper, table, dataset, method, metric): (mean, hw)} from {metric: {method: 'x±h x±h ...'}} in the datasets' order."
-    out = {}
-    for metric, rows in methods.items():
-        for method, line in rows.items():
-            vals = line.split()
-            assert len(vals) == len(datasets), (table, metric, method)
-            for d, v in zip(datasets, vals):
-                if v != '-': out[paper, table, d, method, metric] = _pm(v)
-    return out
+def _read_published() -> dict:
+    "{(paper, table, dataset, method, metric): (mean, half width)} from `published.csv`, in the file's order."
+    text = (resources.files('tsbridge_lambda') / 'published.csv').read_text(encoding='utf-8')
+    return {(r['paper'], r['table'], r['dataset'], r['method'], r['metric']): _pm(r['value']) for r in csv.DictReader(io.StringIO(text))}
 
-_SIX = ['sines', 'mujoco', 'etth', 'stocks', 'energy', 'fmri']        # the column order of Tables 1, 12, 13, 15-18
-_GP = {'context_fid': '0.006±.001 0.016±.002 0.067±.007 0.054±.009 0.064±.007 0.096±.008',
-       'correlational': '0.018±.003 0.173±.025 0.034±.004 0.008±.008 0.902±.218 0.839±.018',
-       'discriminative': '0.002±.002 0.006±.003 0.052±.002 0.049±.014 0.165±.009 0.082±.033',
-       'predictive': '0.093±.000 0.009±.001 0.121±.006 0.037±.000 0.251±.000 0.100±.000'}
-_TB = {'context_fid': '0.008±.001 0.018±.002 0.069±.004 0.079±.023 0.082±.007 0.097±.008',
-       'correlational': '0.024±.001 0.179±.011 0.035±.005 0.009±.009 1.064±.167 0.914±.028',
-       'discriminative': '0.012±.003 0.007±.008 0.052±.004 0.052±.021 0.167±.003 0.077±.010',
-       'predictive': '0.093±.000 0.009±.001 0.121±.006 0.037±.000 0.251±.000 0.100±.000'}
-_DTS = {'context_fid': '0.008±.001 0.012±.002 0.129±.008 0.165±.043 0.095±.014 0.106±.007',
-        'correlational': '0.017±.006 0.193±.015 0.049±.012 0.011±.008 0.874±.163 1.151±.053',
-        'discriminative': '0.008±.012 0.009±.011 0.074±.010 0.083±.044 0.126±.007 0.133±.024',
-        'predictive': '0.093±.000 0.007±.001 0.123±.003 0.037±.000 0.251±.000 0.100±.000'}
-
-def _by_metric(**methods):
-    "{metric: {method: line}} from method=dict(metric=line)."
-    out = {}
-    for method, rows in methods.items():
-        for metric, line in rows.items(): out.setdefault(metric, {})[method.replace('_', ' ')] = line
-    return out
-
-PUBLISHED = {}
-# Table 1 (context-FID, correlational, discriminative) and Table 13 (predictive): unconditional, L = 24
-PUBLISHED.update(_table('timebridge', '1', _by_metric(**{'TimeBridge': _TB, 'TimeBridge-GP': _GP, 'Gaussian (Diffusion-TS)': _DTS}), _SIX))
-# Table 2 (trend-conditioned) and Table 14 (its predictive score); columns ETTh, Energy x linear, poly, butter
-_TREND = [f'{d}/{k}' for d in ('etth', 'energy') for k in ('linear', 'poly', 'butter')]
-PUBLISHED.update(_table('timebridge', '2', {
-    'context_fid': {'Trend baseline': '0.1729±.0228 0.1000±.0790 0.7343±.6795 0.8343±.0531 0.5864±.2016 0.8093±.2690',
-                    'Diffusion-TS': '0.0049±.0008 0.0028±.0003 0.0030±.0003 0.0052±.0006 0.0050±.0005 0.0024±.0003',
-                    'TimeBridge': '0.0028±.0003 0.0024±.0002 0.0023±.0002 0.0031±.0002 0.0036±.0002 0.0017±.0002'},
-    'correlational': {'Trend baseline': '0.0493±.0104 0.0372±.0139 0.0524±.0194 0.4816±.0633 0.4816±.0999 0.5246±.0915',
-                      'Diffusion-TS': '0.0247±.0109 0.0238±.0113 0.0239±.0127 0.4834±.2090 0.4843±.2116 0.4816±.2093',
-                      'TimeBridge': '0.0240±.0120 0.0238±.0124 0.0237±.0123 0.4828±.2101 0.4830±.2106 0.4833±.2071'},
-    'discriminative': {'Trend baseline': '0.1258±.0795 0.0574±.0626 0.1380±.0943 0.5000±.0633 0.4996±.0004 0.4997±.0003',
-                       'Diffusion-TS': '0.0045±.0038 0.0038±.0040 0.0043±.0045 0.0031±.0035 0.0067±.0044 0.0046±.0034',
-                       'TimeBridge': '0.0036±.0038 0.0023±.0021 0.0021±.0022 0.0054±.0026 0.0056±.0048 0.0037±.0035'},
-    'predictive': {'Trend baseline': '0.1208±.0035 0.1200±.0016 0.1210±.0030 0.3684±.0085 0.4065±.0362 0.3744±.0413',
-                   'Diffusion-TS': '0.1204±.0055 0.1200±.0059 0.1197±.0060 0.2503±.0003 0.2500±.0005 0.2495±.0007',
-                   'TimeBridge': '0.1195±.0062 0.1196±.0061 0.1196±.0060 0.2501±.0002 0.2500±.0005 0.2502±.0003'}}, _TREND))
-# Table 3: MuJoCo, random masks, MSE x 1e-3
-PUBLISHED.update(_table('timebridge', '3', {'mse_e3': {'TimeBridge': '0.19±.00 0.26±.02 0.60±.02', 'Diffusion-TS': '0.37±.03 0.43±.03 0.73±.12',
-                                                      'CSDI': '0.24±.03 0.61±.10 4.84±.02'}}, ['mujoco/70%', 'mujoco/80%', 'mujoco/90%']))
-# Table 4: ETTh and Energy, geometric masks
-_GEO = [f'{d}/{r}%' for d in ('etth', 'energy') for r in (25, 50, 75)]
-PUBLISHED.update(_table('timebridge', '4', {
-    'mse': {'TimeBridge': '0.159±0.014 0.226±0.010 0.661±0.031 17.06±2.34 30.64±3.00 63.84±2.15',
-            'TimeBridge-75%': '0.146±0.007 0.199±0.006 0.661±0.031 12.03±0.40 23.07±2.13 63.84±2.15',
-            'Diffusion-TS': '0.406±0.006 0.561±0.010 0.774±0.006 137.77±1.14 163.86±1.02 199.38±1.82',
-            'SSSD': '0.496±0.049 0.523±0.061 0.588±0.012 108.82±19.12 107.68±29.14 139.07±4.49'},
-    'mae': {'TimeBridge': '0.220±0.001 0.248±0.002 0.366±0.004 0.47±0.01 0.71±0.02 1.07±0.01',
-            'TimeBridge-75%': '0.220±0.002 0.237±0.002 0.366±0.004 0.45±0.00 0.63±0.01 1.07±0.01',
-            'Diffusion-TS': '0.378±0.001 0.422±0.001 0.497±0.001 1.39±0.00 1.70±0.01 2.09±0.01',
-            'SSSD': '0.433±0.009 0.435±0.013 0.449±0.001 1.94±0.19 1.77±0.10 1.87±0.01'}}, _GEO))
-# Tables 15-18 (and Table 5, whose ETTh and Energy rows they repeat): ablations of TimeBridge-GP
-PUBLISHED.update(_table('timebridge', '15-18', _by_metric(**{
-    'TimeBridge-GP': _GP,
-    'VE schedule': dict(context_fid='0.011±.002 0.031±.004 0.256±.028 0.130±.028 0.184±.03 0.102±.009',
-                        correlational='0.027±.003 0.190±.010 0.060±.011 0.065±.006 1.115±.160 0.895±.021',
-                        discriminative='0.017±.009 0.026±.011 0.089±.009 0.095±.000 0.236±.012 0.109±.013',
-                        predictive='0.093±.000 0.010±.001 0.122±.005 0.038±.000 0.251±.000 0.100±.000'),
-    'F-matching': dict(context_fid='0.019±.004 0.019±.004 0.087±.010 0.068±.014 0.081±.006 0.106±.008',
-                       correlational='0.033±.009 0.181±.028 0.038±.006 0.007±.005 0.885±.246 1.104±.031',
-                       discriminative='0.006±.005 0.019±.010 0.052±.012 0.065±.017 0.170±.007 0.036±.038',
-                       predictive='0.093±.000 0.008±.001 0.121±.006 0.037±.000 0.251±.000 0.100±.000'),
-    'w/o Fourier': dict(context_fid='0.007±.002 0.018±.003 0.087±.010 0.085±.020 0.093±.011 0.097±.008',
-                        correlational='0.018±.004 0.172±.022 0.036±.005 0.010±.008 0.942±.198 0.848±.023',
-                        discriminative='0.004±.004 0.010±.006 0.060±.004 0.035±.027 0.216±.007 0.096±.006'),
-    'churn 0': dict(context_fid='1.956±.149 4.878±.571 6.582±.615 3.531±.263 3.439±.268 10.491±1.066',
-                    correlational='0.431±.005 0.618±.044 0.441±.010 0.157±.007 3.741±.138 5.235±.091',
-                    discriminative='0.323±.041 0.445±.018 0.423±.048 0.374±.026 0.499±.000 0.497±.008',
-                    predictive='0.095±.001 0.018±.002 0.148±.005 0.050±.006 0.255±.002 0.102±.000')}), _SIX))
-# Table 6: sampling efficiency (ms per sample at batch 512)
-PUBLISHED.update(_table('timebridge', '6', {
-    'nfe': {'Gaussian (Diffusion-TS), 500 NFE': '500 500', 'Gaussian (Diffusion-TS), 119 NFE': '119 119', 'TimeBridge-GP, 119 NFE': '119 119'},
-    'ms_per_sample': {'Gaussian (Diffusion-TS), 500 NFE': '5.008 4.670', 'Gaussian (Diffusion-TS), 119 NFE': '1.038 1.104', 'TimeBridge-GP, 119 NFE': '1.426 1.429'},
-    'context_fid': {'Gaussian (Diffusion-TS), 500 NFE': '0.129 0.165', 'Gaussian (Diffusion-TS), 119 NFE': '0.244 0.252', 'TimeBridge-GP, 119 NFE': '0.067 0.079'},
-    'discriminative': {'Gaussian (Diffusion-TS), 500 NFE': '0.074 0.083', 'Gaussian (Diffusion-TS), 119 NFE': '0.103 0.130', 'TimeBridge-GP, 119 NFE': '0.052 0.052'}},
-    ['etth', 'stocks']))
-# Table 11: unconditional, L = 64
-PUBLISHED.update(_table('timebridge', '11', {
-    'context_fid': {'Gaussian (Diffusion-TS)': '0.235±.011 0.948±.227 0.067±.010 3.662±.104', 'TimeBridge-GP': '0.110±.009 0.693±.165 0.072±.010 0.527±.024'},
-    'correlational': {'Gaussian (Diffusion-TS)': '0.061±.010 0.005±.005 0.442±.077 4.585±.068', 'TimeBridge-GP': '0.038±.011 0.005±.003 0.548±.102 1.569±.028'},
-    'discriminative': {'Gaussian (Diffusion-TS)': '0.078±.017 0.149±.035 0.065±.011 0.245±.234', 'TimeBridge-GP': '0.045±.013 0.090±.018 0.149±.005 0.211±.184'},
-    'predictive': {'Gaussian (Diffusion-TS)': '0.115±.002 0.038±.001 0.249±.010 0.103±.000', 'TimeBridge-GP': '0.114±.005 0.038±.000 0.250±.001 0.100±.000'}},
-    ['etth', 'stocks', 'energy', 'fmri']))
-
-# LAMBDA Table 1: gait translations, X | Y and Y | X per modality pair (mean ± std)
-_DIRS = lambda names: [f'{n} {d}' for n in names for d in DIRECTION_NAMES.values()]
-PUBLISHED.update(_table('lambda', '1', {
-    'mse': {'w/o align': '0.18±0.03 0.08±0.02 0.22±0.03 0.07±0.03 0.08±0.02 0.03±0.02', 'LAMBDA': '0.14±0.02 0.07±0.01 0.19±0.03 0.06±0.03 0.07±0.02 0.03±0.02'},
-    'fid': {'w/o align': '37.8±9.6 20.4±12.1 66.7±51.5 24.8±34.2 16.5±4.0 6.6±2.5', 'LAMBDA': '32.4±7.2 14.2±2.8 40.4±8.3 5.8±3.6 13.7±3.2 4.3±2.5'},
-    'predictive': {'w/o align': '0.18±0.06 0.08±0.01 0.30±0.23 0.12±0.12 0.08±0.01 0.07±0.04', 'LAMBDA': '0.16±0.03 0.07±0.01 0.16±0.02 0.08±0.07 0.07±0.01 0.05±0.04'}},
-    _DIRS(PAIRS)))
-# LAMBDA Table 2: dynamical systems, MSE
-PUBLISHED.update(_table('lambda', '2', {'mse': {'w/o align': '0.678 0.135 2.5e-3 6.6e-3 0.042 0.031', 'LAMBDA': '0.425 0.004 2.5e-3 6.4e-3 0.028 0.021'}},
-                        _DIRS(SYSTEMS)))
-# LAMBDA Table 3: locomotion-task probe accuracy averaged over the six gait directions (higher is better)
-PUBLISHED.update(_table('lambda', '3', {'linear': {'Barlow Twins': '0.620', 'VICReg': '0.617', 'Latent MSE': '0.742', 'SimCLR': '0.775', 'LAMBDA': '0.807'},
-                                        'nonlinear': {'Barlow Twins': '0.665', 'VICReg': '0.663', 'Latent MSE': '0.767', 'SimCLR': '0.750', 'LAMBDA': '0.827'}}, ['gait']))
-# LAMBDA Table 4: ablation on angles-moments, MSE
-PUBLISHED.update(_table('lambda', '4', {'mse': {'w/o L_con': '0.18±0.03 0.08±0.03', 'w/o L_cov': '0.17±0.03 0.07±0.02', 'LAMBDA': '0.14±0.02 0.07±0.01'}},
-                        _DIRS(['angles-moments'])))
+PUBLISHED = _read_published()
 
 # %% ../nbs/16_experiments.ipynb #73a194c7
 def _fmt(mean, hw, digits=4):
@@ -836,6 +356,7 @@ def _collect(runs:list) -> pd.DataFrame:
             'verdict', 'preset', 'wall_seconds', 'run']
     return pd.DataFrame(recs, columns=cols).astype({'ours': float, 'ours_hw': float, 'published': float, 'published_hw': float})
 
+# %% ../nbs/16_experiments.ipynb #e72019b0
 def table_markdown(df:pd.DataFrame, # rows of one table (a slice of `collect`)
                   ) -> str:
     "A markdown table: one line per (dataset, method), for each metric our figure and the paper's side by side (and the verdicts of paired comparisons)."
@@ -859,6 +380,7 @@ def table_markdown(df:pd.DataFrame, # rows of one table (a slice of `collect`)
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
+# %% ../nbs/16_experiments.ipynb #d7f7c44e
 def settings_line(r:dict) -> str:
     "One line with a run's preset, non-default parameters, settings, wall time and machine."
     s = {k: v for k, v in r['settings'].items() if k != 'preset'}
