@@ -130,3 +130,16 @@ def test_lambda_config_keys():
         got[(p, 'lambda', 1, '')] = config_key('k', make_paired('lambda', s, seed=1))[2:]
         got[(p, 'lambda', 0, 'latent')] = config_key('k', make_paired('lambda', dict(s, decoder_input='latent'), seed=0))[2:]
     assert got == CONFIG_KEYS
+
+
+def test_files_of_another_kind_are_refused():
+    "One reader (core.read_model_file) behind every loader: a file of another kind names the class or command that reads it."
+    from tsbridge_lambda.cli import _load_model
+    for call, msg in ((lambda: TimeBridge.load(DATA / 'paired.pt'), 'matching class: PairedDiffusion.load'),
+                      (lambda: GaussianDiffusion.load(DATA / 'timebridge.pt'), 'matching class: TimeBridge.load'),
+                      (lambda: PairedDiffusion.load(DATA / 'gaussian_diffusion.pt'), 'matching class: GaussianDiffusion.load'),
+                      (lambda: _load_model(DATA / 'paired.pt'), 'tsbl translate'),
+                      (lambda: _load_model(DATA / 'timebridge.ckpt.pt'), 'holds a trainer checkpoint'),
+                      (lambda: Trainer.read_checkpoint(DATA / 'paired.pt'), 'holds a PairedDiffusion model, not a trainer checkpoint')):
+        with pytest.raises(ValueError, match=msg): call()
+    with pytest.raises(FileNotFoundError, match='No model file'): PairedDiffusion.load(DATA / 'nope.pt')

@@ -295,14 +295,9 @@ def _parser():
 def _load_model(path, device=None, precision='fp32', compile=False):
     "A saved TimeBridge or GaussianDiffusion, whichever the file holds."
     from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"No model file at {path}; pass a file written by tsbl fit --out.")
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise ValueError(f"Could not read model file {path} ({type(e).__name__}); it is truncated or was not written by tsbl fit: fit the model again.") from e
-    kind = state.get('kind') if isinstance(state, dict) else None
-    cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}.get(kind)
-    if cls is None: raise ValueError(f"{path} is not a TimeBridge or GaussianDiffusion model file (kind {kind!r}); pass a file written by tsbl fit --out.")
+    from tsbridge_lambda.core import read_model_file   # (hoist into the imports above when merging issue 19's branches)
+    kind = read_model_file(path, ('timebridge', 'gaussian_diffusion'))['kind']       # a paired model: use tsbl translate
+    cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}[kind]
     return cls.load(path, device=device, precision=precision, compile=compile)
 
 def _run(args) -> int:
