@@ -143,3 +143,22 @@ def test_files_of_another_kind_are_refused():
                       (lambda: Trainer.read_checkpoint(DATA / 'paired.pt'), 'holds a PairedDiffusion model, not a trainer checkpoint')):
         with pytest.raises(ValueError, match=msg): call()
     with pytest.raises(FileNotFoundError, match='No model file'): PairedDiffusion.load(DATA / 'nope.pt')
+
+
+def test_data_fingerprint_equals_the_old_expressions():
+    "core.data_fingerprint replaced the estimators' inline hashes (issue 19, C2): equal to each of them on their inputs."
+    import hashlib
+    from tsbridge_lambda.core import data_fingerprint, check_series
+    X = check_series(mg.sines()[::2])                                   # float32, as `_Estimator.fit` hashes it
+    assert data_fingerprint(X) == hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+    P = mg.lorenz()
+    Xp, Yp = check_series(P.X), check_series(P.Y)                       # as `PairedDiffusion.fit` hashes the pairs
+    h = hashlib.sha256()
+    for a in (Xp, Yp): h.update(np.ascontiguousarray(a, np.float32).tobytes())
+    assert data_fingerprint(Xp, Yp) == h.hexdigest()
+    cfg = b'{"a": 1}'                                                   # experiments.model_file: seeded with the config
+    h = hashlib.sha256(cfg)
+    for a in (P.X, P.Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
+    assert data_fingerprint(P.X, P.Y, h=hashlib.sha256(cfg))[:12] == h.hexdigest()[:12]
+    raw = np.arange(6.).reshape(1, 2, 3)                                # experiments.Recorder.fit: the raw bytes
+    assert data_fingerprint(raw, dtype=None) == hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #797de0a4
 from __future__ import annotations
-import os, tempfile, contextlib
+import os, tempfile, contextlib, hashlib
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 # %% auto #0
 __all__ = ['PRECISIONS', 'FILE_KINDS', 'get_device', 'check_precision', 'autocast', 'at_precision', 'pop_runtime_settings',
            'Compiled', 'make_generator', 'randn', 'check_series', 'atomic_write', 'savefig', 'FileKind',
-           'check_model_state', 'read_model_file']
+           'check_model_state', 'read_model_file', 'data_fingerprint']
 
 # %% ../nbs/00_core.ipynb #2a5ad23c
 def get_device(device:str|torch.device|None=None, # 'cpu', 'cuda', 'cuda:1', a `torch.device`, or None for the best available
@@ -241,3 +241,13 @@ def read_model_file(path:str|Path, # a file written by an estimator's `save` or 
         raise ValueError(f"Could not read {what} file {path} ({type(e).__name__}); it is truncated or not a file written by {writers}: "
                          f"{_FILE_ADVICE[what][0]}.") from e
     return check_model_state(state, kinds, path)
+
+# %% ../nbs/00_core.ipynb #b551ffe9
+def data_fingerprint(*arrays, # arrays hashed in this order
+                     dtype=np.float32, # each cast to this dtype first (None: the bytes as they are)
+                     h=None, # a `hashlib` object to continue (e.g. one already fed a configuration), else a new sha256
+                    ) -> str:
+    "Hex SHA-256 of the arrays' bytes (C order): the identity of a training set in checkpoints and caches."
+    h = hashlib.sha256() if h is None else h
+    for a in arrays: h.update(np.ascontiguousarray(a, dtype).tobytes())
+    return h.hexdigest()

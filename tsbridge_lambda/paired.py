@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS
+from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS, data_fingerprint
 from .schedules import DDPMSchedule
 from .samplers import sample_ddpm, sample_ddim
 from .backbone import DiffusionTS, EncoderBlock, BACKBONE_PRESETS
@@ -287,9 +287,7 @@ class PairedDiffusion:
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
                           distributed=False, precision=self.precision, threads=self.threads)
         self.parts_ = []
-        h = hashlib.sha256()
-        for a in (X, Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
-        ident = {'settings': _resume_settings(c), 'data_sha256': h.hexdigest()}
+        ident = {'settings': _resume_settings(c), 'data_sha256': data_fingerprint(X, Y)}
         if resume and checkpoint and Path(checkpoint).exists():                  # the diagnostics of the steps already run come back too
             state = Trainer.read_checkpoint(checkpoint, self.device)
             _check_paired_resume(state.get('extra', {}), ident, checkpoint)       # before any weight is loaded

@@ -4,11 +4,11 @@
 
 # %% ../nbs/09_timebridge.ipynb #ac74bdf4
 from __future__ import annotations
-import math, hashlib
+import math
 from pathlib import Path
 import numpy as np
 import torch
-from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS
+from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS, data_fingerprint
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
@@ -102,7 +102,7 @@ class _Estimator:
         if resume and not checkpoint: raise ValueError("resume=True needs the checkpoint file to continue from: pass checkpoint=...")
         if steps is not None and int(steps) < 1: raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}.")
         state = Trainer.read_checkpoint(checkpoint) if resume and Path(checkpoint).exists() else None
-        fingerprint = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+        fingerprint = data_fingerprint(X)
         if state is not None: self._check_resume(state.get('extra', {}), X.shape[1:], fingerprint, checkpoint)
         self.shape_ = X.shape[1:]
         if self.scaler is None: self.scaler = MinMaxScaler().fit(X)
