@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from .core import make_generator, atomic_write, savefig
+from .core import make_generator, atomic_write, savefig, read_model_file
 from .schedules import VPSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, gaussian_denoiser
@@ -411,14 +411,8 @@ def _parser():
 def _load_model(path, device=None, precision='fp32', compile=False):
     "A saved TimeBridge or GaussianDiffusion, whichever the file holds."
     from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"No model file at {path}; pass a file written by tsbl fit --out.")
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise ValueError(f"Could not read model file {path} ({type(e).__name__}); it is truncated or was not written by tsbl fit: fit the model again.") from e
-    kind = state.get('kind') if isinstance(state, dict) else None
-    cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}.get(kind)
-    if cls is None: raise ValueError(f"{path} is not a TimeBridge or GaussianDiffusion model file (kind {kind!r}); pass a file written by tsbl fit --out.")
+    kind = read_model_file(path, ('timebridge', 'gaussian_diffusion'))['kind']       # a paired model: use tsbl translate
+    cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}[kind]
     return cls.load(path, device=device, precision=precision, compile=compile)
 
 # %% ../nbs/99_cli.ipynb #d6d46c82

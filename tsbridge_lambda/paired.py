@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled
+from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS, data_fingerprint
 from .schedules import DDPMSchedule
 from .samplers import sample_ddpm, sample_ddim
 from .backbone import DiffusionTS, EncoderBlock, BACKBONE_PRESETS
@@ -152,7 +152,7 @@ PAIRED_PRESETS = {
     'quick': dict(net=dict(n_layer_enc=2, n_layer_dec=1, d_model=32, n_heads=4), n_steps=100, steps=1500, batch_size=64, lr=1e-3, warmup=100),
     'paper': dict(net=dict(n_layer_enc=3, n_layer_dec=2, d_model=64, n_heads=4), n_steps=200, steps=20000, batch_size=64, lr=8e-4, warmup=500),
 }
-PAIRED_FORMAT = 'tsbridge_lambda.paired/1'
+PAIRED_FORMAT = FILE_KINDS['paired_diffusion'].format   # 'tsbridge_lambda.paired/1'
 DIRECTIONS = ('x|y', 'y|x')
 
 def _resume_settings(config:dict) -> str:
@@ -287,9 +287,7 @@ class PairedDiffusion:
                           warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
                           distributed=False, precision=self.precision, threads=self.threads)
         self.parts_ = []
-        h = hashlib.sha256()
-        for a in (X, Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
-        ident = {'settings': _resume_settings(c), 'data_sha256': h.hexdigest()}
+        ident = {'settings': _resume_settings(c), 'data_sha256': data_fingerprint(X, Y)}
         if resume and checkpoint and Path(checkpoint).exists():                  # the diagnostics of the steps already run come back too
             state = Trainer.read_checkpoint(checkpoint, self.device)
             _check_paired_resume(state.get('extra', {}), ident, checkpoint)       # before any weight is loaded
@@ -404,11 +402,7 @@ class PairedDiffusion:
     @classmethod
     def load(cls, path:str|Path, device=None, precision:str='fp32', compile:bool=False) -> 'PairedDiffusion':
         "Load a saved pair (weights_only=True: no code in the file runs)."
-        try: state = torch.load(path, map_location='cpu', weights_only=True)
-        except FileNotFoundError: raise
-        except Exception as e: raise ValueError(f"Could not read model file {path}: {e}. Is it a file written by PairedDiffusion.save?") from e
-        if not isinstance(state, dict) or state.get('format') != PAIRED_FORMAT:
-            raise ValueError(f"{path} is not a PairedDiffusion model of format {PAIRED_FORMAT!r}; TimeBridge models load with TimeBridge.load.")
+        state = read_model_file(path, 'paired_diffusion')
         c = dict(state['config'])
         keys = ('align', 'preset', 'lam', 'terms', 'window', 'stride', 'tau', 'directions', 'align_scale', 'cov_norm', 'center', 'embed', 'grad_share', 'diag_every')
         legacy = dict(align_scale=1., cov_norm=None, center=False, embed='flat', grad_share=0.1, diag_every=10)  # files written before issue 18

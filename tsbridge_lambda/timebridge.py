@@ -4,11 +4,11 @@
 
 # %% ../nbs/09_timebridge.ipynb #ac74bdf4
 from __future__ import annotations
-import math, hashlib
+import math
 from pathlib import Path
 import numpy as np
 import torch
-from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled
+from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS, data_fingerprint
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
@@ -35,7 +35,7 @@ def preset_settings(preset:str) -> dict:
                 **TRAIN_PRESETS[preset])
 
 # %% ../nbs/09_timebridge.ipynb #c5a02003
-MODEL_FORMAT = 'tsbridge_lambda.model/1'
+MODEL_FORMAT = FILE_KINDS['timebridge'].format          # 'tsbridge_lambda.model/1', GaussianDiffusion's too
 
 class _Estimator:
     "Shared fit / sample / save / load plumbing (subclasses define the model-specific parts)."
@@ -102,7 +102,7 @@ class _Estimator:
         if resume and not checkpoint: raise ValueError("resume=True needs the checkpoint file to continue from: pass checkpoint=...")
         if steps is not None and int(steps) < 1: raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}.")
         state = Trainer.read_checkpoint(checkpoint) if resume and Path(checkpoint).exists() else None
-        fingerprint = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+        fingerprint = data_fingerprint(X)
         if state is not None: self._check_resume(state.get('extra', {}), X.shape[1:], fingerprint, checkpoint)
         self.shape_ = X.shape[1:]
         if self.scaler is None: self.scaler = MinMaxScaler().fit(X)
@@ -204,18 +204,7 @@ class _Estimator:
              compile:bool=False, # sample with torch.compile (falls back to the plain model if compiling fails)
             ):
         "Load a saved model (read with weights_only=True: no code in the file is run)."
-        path = Path(path)
-        if not path.is_file(): raise FileNotFoundError(f"No model file at {path}; pass the file written by {cls.__name__}.save or tsbl fit --out.")
-        try: state = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e:
-            raise ValueError(f"Could not read model file {path} ({type(e).__name__}); it is truncated or not a file written by "
-                             f"{cls.__name__}.save: fit and save the model again.") from e
-        if not isinstance(state, dict) or state.get('format') != MODEL_FORMAT:
-            found = state.get('format') if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"{path} is not a tsbridge_lambda model of format {MODEL_FORMAT!r} (found {found!r}): it was written by another "
-                             "program or another version of tsbridge_lambda; load it with that version, or fit and save the model again.")
-        if state.get('kind') != cls._kind:
-            raise ValueError(f"{path} holds a {state['kind']} model; load it with the matching class, not {cls.__name__}.")
+        state = read_model_file(path, cls._kind)
         config = {**cls._legacy_config, **state['config']}; preset = config.pop('preset')
         est = cls(preset=preset, **{**config, 'device': device, 'precision': precision, 'compile': compile})
         est.shape_, est.scaler, est.history_ = tuple(state['shape']), MinMaxScaler.from_dict(state['scaler']), state['history'].tolist()

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 import torch.distributed as dist
 from tqdm.auto import tqdm
-from .core import get_device, make_generator, atomic_write, autocast, check_precision
+from .core import get_device, make_generator, atomic_write, autocast, check_precision, read_model_file, check_model_state, FILE_KINDS
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'dist_env', 'is_main_process', 'init_distributed', 'TrainingInterrupted', 'FreeCores',
@@ -104,7 +104,7 @@ def threads_for(free:float, # free cores, from `FreeCores`
     return max(1, min(int(most), int(math.floor(free + 0.5))))
 
 # %% ../nbs/08_train.ipynb #3eaf8aea
-CHECKPOINT_FORMAT = 'tsbridge_lambda.trainer/1'
+CHECKPOINT_FORMAT = FILE_KINDS['checkpoint'].format     # 'tsbridge_lambda.trainer/1'
 
 class Trainer:
     "Adam + warm-up/plateau schedule + grad clipping + EMA, with atomic checkpoints, exact resume and data parallel training."
@@ -313,10 +313,7 @@ class Trainer:
                 'extra': {k: v() if callable(v) else v for k, v in self.extra.items()}}
     def load_state_dict(self, state:dict):
         "Restore from `state_dict()`."
-        if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
-            found = state.get('format') if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"Not a trainer checkpoint of format {CHECKPOINT_FORMAT!r} (found {found!r}); it was written by "
-                             "another program or another version: start a new run without resume.")
+        check_model_state(state, 'checkpoint', 'The checkpoint')
         if state.get('batch_size', self.batch_size) != self.batch_size:
             raise ValueError(f"The checkpoint was written with batch_size={state['batch_size']} but this trainer has {self.batch_size}; "
                              "resume with the same (global) batch size.")
@@ -351,17 +348,7 @@ class Trainer:
     def read_checkpoint(path:str|Path, # a file written by `save_checkpoint`
                         map_location='cpu') -> dict:
         "Read and check a checkpoint file (weights_only=True: no code runs from the file)."
-        path = Path(path)
-        if not path.is_file(): raise FileNotFoundError(f"No checkpoint file at {path}.")
-        try: state = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as e:
-            raise ValueError(f"Could not read checkpoint {path} ({type(e).__name__}); it is truncated or not a tsbridge_lambda "
-                             "checkpoint: delete it to start afresh, or point to the right file.") from e
-        if not isinstance(state, dict) or state.get('format') != CHECKPOINT_FORMAT:
-            found = state.get('format') if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"{path} is not a trainer checkpoint of format {CHECKPOINT_FORMAT!r} (found {found!r}); it was written by "
-                             "another program or another version: start a new run without resume.")
-        return state
+        return read_model_file(path, 'checkpoint', map_location)
     def load_checkpoint(self, path:str|Path) -> 'Trainer':
         "Resume from a checkpoint file (read with weights_only=True: no code runs from the file)."
         return self.load_state_dict(self.read_checkpoint(path, self.device))
