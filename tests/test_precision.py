@@ -74,7 +74,7 @@ def test_compile_failing_at_the_first_call_falls_back_and_splits_again(tb):
             assert np.array_equal(tb.sample(30, seed=2, disable=True), ref)
         assert sum('BackendCompilerFailed' in str(x.message) for x in w) == 1 and tb._compiled.error is not None
         calls = []
-        with mock.patch('tsbridge_lambda.timebridge.parallel_batches', side_effect=lambda fn, workers=None: calls.append(workers) or fn):
+        with mock.patch('tsbridge_lambda.estimator.parallel_batches', side_effect=lambda fn, workers=None: calls.append(workers) or fn):
             tb._sampling_net()
         assert calls == [None]                           # the plain network is split across cores again
     finally: tb.compile, tb._compiled = False, None

@@ -4,35 +4,18 @@
 
 # %% ../nbs/10_conditional.ipynb #433dbd0a
 from __future__ import annotations
-from typing import NamedTuple
 import numpy as np
 import torch
-from .core import check_series, make_generator
+from .core import check_series
 from .priors import spline_fill
+from .estimator import Imputation, window_positions   # defined with the estimators' base (08a_estimator)
+from .timebridge import TimeBridge
+_all_ = ['Imputation', 'window_positions']
 import contextlib, importlib.util, logging, math, os, random, warnings
 
 # %% auto #0
-__all__ = ['PYPOTS_SIZES', 'Imputation', 'window_positions', 'impute_series', 'linear_interpolation', 'calibrated_impute',
-           'TimeBridgeImputer', 'pypots_available', 'quiet_pypots', 'PyPOTSImputer']
-
-# %% ../nbs/10_conditional.ipynb #53956486
-class Imputation(NamedTuple):
-    "Result of `TimeBridge.impute`: arrays of the input's shape; `samples` has a leading axis of n_samples (or is None)."
-    median: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    samples: np.ndarray|None
-
-def window_positions(T:int, # series length
-                     L:int, # window length
-                     overlap:int, # steps shared by consecutive windows
-                    ) -> list:
-    "Start indices of windows of length L covering 0..T-1 with the given overlap, the last one ending at T."
-    if T < L: raise ValueError(f"The series has {T} steps, fewer than the model's window of {L}; pad it or use a model trained on shorter windows.")
-    if not 0 <= overlap < L: raise ValueError(f"overlap must be in [0, {L - 1}], got {overlap}.")
-    starts = list(range(0, T - L + 1, L - overlap))
-    if starts[-1] != T - L: starts.append(T - L)
-    return starts
+__all__ = ['PYPOTS_SIZES', 'impute_series', 'linear_interpolation', 'calibrated_impute', 'TimeBridgeImputer', 'pypots_available',
+           'quiet_pypots', 'PyPOTSImputer', 'Imputation', 'window_positions']
 
 # %% ../nbs/10_conditional.ipynb #41e61b1b
 def impute_series(model, # a fitted TimeBridge or GaussianDiffusion with task='impute'
@@ -41,28 +24,8 @@ def impute_series(model, # a fitted TimeBridge or GaussianDiffusion with task='i
                   overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
                   **sampler_kw, # passed to the model's window sampler (steps=, churn=, rho= for TimeBridge; nfe= for the baseline)
                  ) -> Imputation:
-    "Impute every NaN of X with the model's conditional sampler, window by window (see above)."
-    dtype = np.asarray(X).dtype if np.issubdtype(np.asarray(X).dtype, np.floating) else np.float32
-    single = np.ndim(X) == 2
-    X = check_series(X[None] if single else X, 'X', allow_nan=True, channels=model.shape_[1], min_length=model.shape_[0], dtype=np.float64)
-    if n_samples < 1: raise ValueError(f"n_samples must be positive, got {n_samples}.")
-    observed = ~np.isnan(X)
-    if not observed.any(axis=1).all():
-        raise ValueError("Some series have a channel with no observed value at all; the imputation needs at least one value per channel.")
-    N, T, C = X.shape; L = model.shape_[0]
-    g = make_generator(seed, model.device)
-    cur = np.repeat(model.scaler.transform(X)[None], n_samples, axis=0).reshape(n_samples * N, T, C)   # NaN stays NaN
-    for st in window_positions(T, L, L // 2 if overlap is None else overlap):
-        w = torch.as_tensor(cur[:, st:st + L], dtype=torch.float32)
-        obs = ~torch.isnan(w)
-        if bool(obs.all()): continue
-        out = model._impute_window(w.to(model.device), obs.to(model.device), g, disable, **sampler_kw).cpu()
-        cur[:, st:st + L] = torch.where(obs, w, out).numpy()
-    samples = model.scaler.inverse_transform(cur).reshape(n_samples, N, T, C)
-    samples = np.where(observed[None], X[None], samples)                           # observed values exactly as given
-    lo, med, hi = np.quantile(samples, [quantiles[0], 0.5, quantiles[1]], axis=0)
-    out = lambda a: (a[0] if single else a).astype(dtype)
-    return Imputation(out(med), out(lo), out(hi), (samples[:, 0] if single else samples).astype(dtype) if return_samples else None)
+    "Impute every NaN of X with the model's conditional sampler, window by window (see above; the driver is `Estimator._impute_series`)."
+    return model._impute_series(X, n_samples, quantiles, seed, overlap, return_samples, disable, **sampler_kw)
 
 # %% ../nbs/10_conditional.ipynb #52ac4779
 def linear_interpolation(X, # (N, T, C) or (T, C), NaN = missing
@@ -132,7 +95,6 @@ class TimeBridgeImputer:
                  disable:bool|None=True, # True: no progress bars
                  **config, # TimeBridge settings: preset, mask, missing_ratio, steps, batch_size, device, ...
                 ):
-        from tsbridge_lambda.timebridge import TimeBridge
         if n_samples < 1: raise ValueError(f"n_samples must be positive, got {n_samples}.")
         self.n_steps, self.n_features, self.n_samples, self.seed, self.disable = n_steps, n_features, n_samples, seed, disable
         self.model = TimeBridge(task='impute', seed=seed, **config)

@@ -4,20 +4,19 @@
 
 # %% ../nbs/09_timebridge.ipynb #ac74bdf4
 from __future__ import annotations
-import math
-from pathlib import Path
 import numpy as np
 import torch
-from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS, data_fingerprint
+from fastcore.basics import patch
+from .core import FILE_KINDS
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
-from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim, parallel_batches
+from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim
 from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
 from .backbone import make_backbone, zero_output_, BACKBONE_PRESETS, TRAIN_PRESETS
 from .loss import dmatching_loss, ddpm_loss, ddpm_time
-from .train import Trainer, is_main_process
-from .data import MinMaxScaler, trend, random_mask, geometric_mask, TREND_KINDS
+from .data import trend, random_mask, geometric_mask, TREND_KINDS
 from .priors import spline_fill
+from .estimator import Estimator, _Estimator   # the shared plumbing (08a_estimator); `_Estimator`: its name before issue 19
 
 # %% auto #0
 __all__ = ['SIGMA_DATA', 'MODEL_FORMAT', 'PRIORS', 'PARAMETERIZATIONS', 'TASKS', 'preset_settings', 'TimeBridge',
@@ -34,189 +33,18 @@ def preset_settings(preset:str) -> dict:
     return dict(beta_min=beta_min, beta_d=beta_d, sigma_data=SIGMA_DATA.get(preset, 0.5), eta=GP_ETA.get(preset, 1.),
                 **TRAIN_PRESETS[preset])
 
-# %% ../nbs/09_timebridge.ipynb #c5a02003
-MODEL_FORMAT = FILE_KINDS['timebridge'].format          # 'tsbridge_lambda.model/1', GaussianDiffusion's too
-
-class _Estimator:
-    "Shared fit / sample / save / load plumbing (subclasses define the model-specific parts)."
-    _kind = None
-    def __init__(self, preset, **config):
-        base = preset_settings(preset)
-        precision, compile, threads = pop_runtime_settings(config)  # how this machine runs the network; not part of the model (not saved)
-        unknown = set(config) - set(self._defaults()) - set(base)
-        if unknown: raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; see help({type(self).__name__}).")
-        self.config = {**self._defaults(), **base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset}
-        self._check_config()
-        self.device = get_device(self.config.pop('device', None))
-        self.precision, self.compile, self.threads = precision, compile, threads
-        self.scaler, self.model_, self.history_, self.shape_, self._compiled = None, None, [], None, None
-
-    def _check_config(self):
-        "Refuse settings that cannot train, at construction rather than minutes into a run."
-        c = self.config
-        for k in ('steps', 'batch_size', 'checkpoint_every', 'accumulate', 'patience'):
-            if isinstance(c[k], bool) or not isinstance(c[k], (int, np.integer)) or c[k] < 1:
-                raise ValueError(f"{k} must be a positive whole number, got {c[k]!r}.")
-        if isinstance(c['warmup'], bool) or not isinstance(c['warmup'], (int, np.integer)) or c['warmup'] < 0:
-            raise ValueError(f"warmup must be a whole number of steps >= 0, got {c['warmup']!r}.")
-        if not (isinstance(c['lr'], (int, float)) and math.isfinite(c['lr']) and c['lr'] > 0):
-            raise ValueError(f"lr must be a positive learning rate (e.g. 8e-4), got {c['lr']!r}.")
-        if c['seed'] is not None and (isinstance(c['seed'], bool) or not isinstance(c['seed'], (int, np.integer))):
-            raise TypeError(f"seed must be an int (or None for a random run), got {type(c['seed']).__name__}.")
-
-    _sample_settings = ()                                          # keyword settings `sample` passes to the sampler
-    _legacy_config = {}                                            # values of settings a saved file predates (added to its config on load)
-    _learns_gaps = False                                           # True: task='impute' training treats NaN as missing
-    # -- model-specific hooks ------------------------------------------------------------------------------------
-    @staticmethod
-    def _defaults() -> dict: return {}
-    def _build(self, X_scaled): raise NotImplementedError
-    def _training_data(self, X_scaled): return X_scaled
-    def _loss_fn(self): raise NotImplementedError
-    def _sample_scaled(self, n, generator, disable, **kw): raise NotImplementedError
-    def _extra_state(self) -> dict: return {}
-    def _load_extra(self, state): pass
-
-    # -- fit -----------------------------------------------------------------------------------------------------
-    def _network(self, C, L, cond_channels=0):
-        c = self.config
-        return make_backbone(c['preset'], C, L, seed=c['seed'], cond_channels=cond_channels, **(c.get('backbone') or {}))
-
-    def fit(self,
-            X, # training windows (N, L, C) in your units (task='impute': NaN marks values that were never observed)
-            steps:int|None=None, # optimiser steps (default: the preset's)
-            disable:bool|None=None, # True silences the progress bar
-            callback=None, # called after every step with {'step', 'loss', 'lr', 'trainer'}
-            checkpoint:str|Path|None=None, # file for periodic checkpoints
-            resume:bool=False, # continue from `checkpoint` if it exists
-            distributed:bool|None=None, # data parallel over torchrun's processes (None: when WORLD_SIZE > 1), see the Trainer
-           ):
-        "Fit the scaler, the prior and the network to training windows."
-        impute = self.config.get('task') == 'impute' and self._learns_gaps
-        X = check_series(X, 'X', min_length=3, allow_nan=impute)
-        if len(X) < 2: raise ValueError(f"X has {len(X)} window; training needs at least 2.")
-        if impute and not (~np.isnan(X)).any(axis=1).any(axis=0).all():
-            raise ValueError("X has a channel with no observed (non-NaN) value in any window; drop that channel before training.")
-        if self.shape_ is not None and X.shape[1:] != self.shape_:
-            raise ValueError(f"This model was built for windows of shape {self.shape_}, got {X.shape[1:]}; create a new estimator.")
-        if resume and not checkpoint: raise ValueError("resume=True needs the checkpoint file to continue from: pass checkpoint=...")
-        if steps is not None and int(steps) < 1: raise ValueError(f"steps must be a positive number of optimiser steps, got {steps}.")
-        state = Trainer.read_checkpoint(checkpoint) if resume and Path(checkpoint).exists() else None
-        fingerprint = data_fingerprint(X)
-        if state is not None: self._check_resume(state.get('extra', {}), X.shape[1:], fingerprint, checkpoint)
-        self.shape_ = X.shape[1:]
-        if self.scaler is None: self.scaler = MinMaxScaler().fit(X)
-        Xs = torch.as_tensor(self.scaler.transform(X), dtype=torch.float32)
-        self._build(Xs)
-        if state is not None: self._load_extra(state['extra'])        # the prior exactly as fitted before the interruption
-        c = self.config
-        extra = {'kind': self._kind, 'shape': list(self.shape_), 'data_sha256': fingerprint, 'scaler': self.scaler.to_dict(), **self._extra_state()}
-        trainer = Trainer(self.net_, self._loss_fn(), self._training_data(Xs), batch_size=c['batch_size'], lr=c['lr'], warmup=c['warmup'],
-                          device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
-                          distributed=distributed, extra=extra, precision=self.precision, threads=self.threads, accumulate=int(c['accumulate']),
-                          patience=int(c['patience']))
-        if state is not None: trainer.load_state_dict(state)
-        trainer.fit(steps or c['steps'], disable=disable, callback=callback)
-        self.trainer_, self.model_, self.history_, self.device = trainer, trainer.ema, trainer.history, trainer.device
-        return self
-
-    def _check_resume(self, extra, shape, fingerprint, checkpoint):
-        "Refuse to resume from a checkpoint of another model kind, window shape or training set."
-        if extra.get('kind', self._kind) != self._kind:
-            raise ValueError(f"{checkpoint} is a checkpoint of a {extra['kind']} model, not {self._kind}; use another checkpoint file.")
-        if 'shape' in extra and tuple(extra['shape']) != tuple(shape):
-            raise ValueError(f"{checkpoint} was written for windows of shape {tuple(extra['shape'])}, but X has {tuple(shape)}; "
-                             "resume with the same data or use a new checkpoint file.")
-        if extra.get('data_sha256', fingerprint) != fingerprint:
-            raise ValueError(f"{checkpoint} was written while training on different data; resume with the same X "
-                             "(same windows, same order) or use a new checkpoint file.")
-
-    def _sampling_net(self):
-        "The fitted network as samplers call it: under `precision`; compiled if asked, else cut into one chunk per CPU core."
-        net = self.model_
-        if self.compile:
-            if self._compiled is None or self._compiled.module is not self.model_: self._compiled = Compiled(self.model_)
-            net = self._compiled
-        run = at_precision(net, self.device, self.precision)          # autocast is per thread: entered inside each worker
-        compiled = self.compile and self._compiled.error is None       # after a failed compile: the plain network, split
-        return parallel_batches(run, workers=1 if compiled else None)   # no concurrent compiles: one chunk when compiling
-
-    def _check_fitted(self):
-        if self.model_ is None: raise RuntimeError(f"This {type(self).__name__} is not fitted: call .fit(X) or load a saved model.")
-
-    def sample(self,
-               n:int, # number of windows
-               seed:int|torch.Generator|None=None, # randomness of the prior draw and the sampler
-               batch_size:int=1024, # windows per sampler batch (memory)
-               disable:bool|None=None, # True silences the progress bar
-               **kw, # sampler settings, e.g. steps= / churn= / rho= (TimeBridge) or nfe= (GaussianDiffusion)
-              ) -> np.ndarray:
-        "Draw `n` windows (n, L, C) in the units of the training data."
-        self._check_fitted()
-        try: whole = int(n) == n
-        except (TypeError, ValueError): whole = False
-        if not whole or n < 1: raise ValueError(f"n must be a positive whole number of windows, got {n!r}.")
-        if int(batch_size) < 1: raise ValueError(f"batch_size must be a positive number of windows per sampler batch, got {batch_size}.")
-        bad = sorted(set(kw) - set(self._sample_settings))
-        if bad: raise TypeError(f"{type(self).__name__}.sample takes {', '.join(self._sample_settings)} as sampler settings, not {bad}.")
-        n = int(n)
-        g = make_generator(seed, self.device)
-        self.model_.eval()
-        out = [self._sample_scaled(min(batch_size, n - i), g, disable, **kw) for i in range(0, int(n), batch_size)]
-        return self.scaler.inverse_transform(torch.cat(out).float().cpu().numpy()).astype(np.float32)
-
-    # -- conditional tasks (the subclass supplies _from_trend and _impute_window) ------------------------------------
-    def _trend_samples(self, trends, n_per_trend, seed, batch_size, disable, **kw):
-        self._check_fitted()
-        if self.config.get('task') != 'trend': raise ValueError("sample_from_trend needs a model trained with task='trend'.")
-        trends = check_series(trends, 'trends', channels=self.shape_[1])
-        if trends.shape[1:] != tuple(self.shape_): raise ValueError(f"trends must have windows of shape {tuple(self.shape_)}, got {trends.shape[1:]}.")
-        if int(n_per_trend) < 1: raise ValueError(f"n_per_trend must be positive, got {n_per_trend}.")
-        g = make_generator(seed, self.device)
-        x_T = torch.as_tensor(self.scaler.transform(np.repeat(trends, n_per_trend, axis=0)), dtype=torch.float32, device=self.device)
-        out = torch.cat([self._from_trend(x_T[i:i + batch_size], g, disable, **kw) for i in range(0, len(x_T), batch_size)])
-        return self.scaler.inverse_transform(out.cpu().numpy()).astype(np.float32).reshape(len(trends), n_per_trend, *self.shape_)
-
-    def _imputations(self, X, n_samples, quantiles, seed, overlap, return_samples, disable, **kw):
-        from tsbridge_lambda.conditional import impute_series
-        self._check_fitted()
-        if self.config.get('task') != 'impute': raise ValueError(f"impute needs a model trained with task='impute'; create {type(self).__name__}(task='impute', ...) and fit it.")
-        if len(quantiles) != 2 or not 0 <= quantiles[0] < quantiles[1] <= 1:
-            raise ValueError(f"quantiles must be (lower, upper) with 0 <= lower < upper <= 1, got {quantiles!r}.")
-        return impute_series(self, X, n_samples, quantiles, seed, overlap, return_samples, disable, **kw)
-
-    # -- save / load ---------------------------------------------------------------------------------------------
-    def save(self, path:str|Path) -> Path:
-        "Write the fitted model (config, EMA weights, scaler, prior) to one file, atomically."
-        self._check_fitted()
-        if not is_main_process(): return Path(path)                  # data parallel run: rank 0 writes the file
-        state = {'format': MODEL_FORMAT, 'kind': self._kind, 'config': dict(self.config), 'shape': tuple(self.shape_),
-                 'weights': {k: v.cpu() for k, v in self.model_.state_dict().items()}, 'scaler': self.scaler.to_dict(),
-                 'history': torch.tensor(self.history_, dtype=torch.float64), **self._extra_state()}
-        with atomic_write(path) as f: torch.save(state, f)
-        return Path(path)
-
-    @classmethod
-    def load(cls,
-             path:str|Path, # a file written by `save`
-             device=None, # where to put the model (None: CUDA when present)
-             precision:str='fp32', # 'bf16': sample under bfloat16 autocast (GPU)
-             compile:bool=False, # sample with torch.compile (falls back to the plain model if compiling fails)
-            ):
-        "Load a saved model (read with weights_only=True: no code in the file is run)."
-        state = read_model_file(path, cls._kind)
-        config = {**cls._legacy_config, **state['config']}; preset = config.pop('preset')
-        est = cls(preset=preset, **{**config, 'device': device, 'precision': precision, 'compile': compile})
-        est.shape_, est.scaler, est.history_ = tuple(state['shape']), MinMaxScaler.from_dict(state['scaler']), state['history'].tolist()
-        est._load_extra(state)
-        est._build(None)
-        est.net_.load_state_dict(state['weights']); est.model_ = est.net_.to(est.device).eval()
-        return est
-
 # %% ../nbs/09_timebridge.ipynb #88f4729d
-class TimeBridge(_Estimator):
+MODEL_FORMAT = FILE_KINDS['timebridge'].format          # 'tsbridge_lambda.model/1', GaussianDiffusion's too
+PRIORS = ('gp', 'data', 'gaussian')
+PARAMETERIZATIONS = ('x0', 'residual')
+TASKS = ('unconditional', 'trend', 'impute')
+
+class TimeBridge(Estimator):
     "Diffusion bridge from a prior ('gp', 'data', 'gaussian' or a `Prior`) to the data (TimeBridge, SPEC §3–§6)."
     _kind = 'timebridge'
+    _sample_settings = ('steps', 'churn', 'rho')           # keyword settings of `sample`
+    _learns_gaps = True                                    # task='impute': NaN in the training windows = never observed
+    _preset_settings = staticmethod(preset_settings)
     def __init__(self,
                  prior:str|Prior='gp', # 'gp', 'data', 'gaussian', or a Prior instance
                  preset:str='sines', # settings bundle: a dataset name or 'tiny' (see preset_settings)
@@ -257,6 +85,7 @@ class TimeBridge(_Estimator):
             if c[k] and task != 'impute': raise ValueError(f"{k}=True needs task='impute' (there is no observation mask otherwise).")
         self._prior_obj = prior if isinstance(prior, Prior) else None
 
+
     @staticmethod
     def _defaults(): return dict(task='unconditional', trend='linear', mask='random', missing_ratio=(0.1, 0.9), mean_missing_run=3.,
                                  prior='gp', length_scale='mle', weighting='bridge', loss='l1', lambda_f=None, sample_steps=40,
@@ -270,123 +99,141 @@ class TimeBridge(_Estimator):
         if c['schedule'] == 've': return VPBridge(VESchedule(), T=c['T'] or 1.)
         return VPBridge(VPSchedule(c['beta_min'], c['beta_d']), T=c['T'] or 1.)
 
-    def _make_prior(self):
-        c = self.config
-        if self._prior_obj is not None: return self._prior_obj
-        return {'gp': lambda: GPPrior(eta=c['eta'], length_scale=c['length_scale']), 'data': DataPrior, 'gaussian': GaussianPrior}[c['prior']]()
+# %% ../nbs/09_timebridge.ipynb #578b2489
+@patch
+def _network(self:TimeBridge, C, L, cond_channels=0):
+    "The preset's backbone for C channels and windows of length L (seeded by the model seed), with `backbone` overrides."
+    c = self.config
+    return make_backbone(c['preset'], C, L, seed=c['seed'], cond_channels=cond_channels, **(c.get('backbone') or {}))
 
-    def _build(self, X_scaled):
-        L, C = self.shape_
-        if X_scaled is not None and self.config['task'] == 'unconditional': self.prior_ = self._make_prior().fit(X_scaled)
-        c = self.config
-        net = self._network(C, L, cond_channels=C * (int(c['condition_on_prior']) + int(c['condition_on_mask'])))
-        self.net_ = zero_output_(net) if c['parameterization'] == 'residual' else net
+@patch
+def _make_prior(self:TimeBridge):
+    c = self.config
+    if self._prior_obj is not None: return self._prior_obj
+    return {'gp': lambda: GPPrior(eta=c['eta'], length_scale=c['length_scale']), 'data': DataPrior, 'gaussian': GaussianPrior}[c['prior']]()
 
-    def _training_data(self, X_scaled):
-        "Trend conditioning trains on (x_0, trend(x_0)) pairs, stacked on a new axis 1."
-        if self.config['task'] != 'trend': return X_scaled
-        return torch.stack([X_scaled, torch.as_tensor(trend(X_scaled.numpy(), self.config['trend']))], 1)
+@patch
+def _build(self:TimeBridge, X_scaled):
+    L, C = self.shape_
+    if X_scaled is not None and self.config['task'] == 'unconditional': self.prior_ = self._make_prior().fit(X_scaled)
+    c = self.config
+    net = self._network(C, L, cond_channels=C * (int(c['condition_on_prior']) + int(c['condition_on_mask'])))
+    self.net_ = zero_output_(net) if c['parameterization'] == 'residual' else net
 
-    def _draw_mask(self, shape, generator):
-        "Observation mask (True = observed) like the evaluation masks, seeded from the trainer's generator."
-        c = self.config
-        r = c['missing_ratio']
-        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        if isinstance(r, (tuple, list)): r = float(np.random.default_rng(seed).uniform(*r))
-        if c['mask'] == 'random': return random_mask(shape, r, seed + 1)
-        return geometric_mask(shape, min(r, c['mean_missing_run'] / (1 + c['mean_missing_run'])), c['mean_missing_run'], seed + 1)
+@patch
+def _training_data(self:TimeBridge, X_scaled):
+    "Trend conditioning trains on (x_0, trend(x_0)) pairs, stacked on a new axis 1."
+    if self.config['task'] != 'trend': return X_scaled
+    return torch.stack([X_scaled, torch.as_tensor(trend(X_scaled.numpy(), self.config['trend']))], 1)
 
-    def _denoiser(self, net):
-        "D(x_t, t, x_T, observed=None) -> estimate of x_0: the network's inputs and skip path as configured (see above)."
-        c = self.config
-        prior, mask, residual = c['condition_on_prior'], c['condition_on_mask'], c['parameterization'] == 'residual'
-        def D(x_t, t, x_T, observed=None):
-            parts = ([x_T] if prior else []) + ([observed.to(x_t.dtype)] if mask else [])
-            out = net(x_t, t, cond=torch.cat(parts, -1) if parts else None)
-            return x_T + out if residual else out
-        return D
+# %% ../nbs/09_timebridge.ipynb #d3f1571c
+@patch
+def _draw_mask(self:TimeBridge, shape, generator):
+    "Observation mask (True = observed) like the evaluation masks, seeded from the trainer's generator."
+    c = self.config
+    r = c['missing_ratio']
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    if isinstance(r, (tuple, list)): r = float(np.random.default_rng(seed).uniform(*r))
+    if c['mask'] == 'random': return random_mask(shape, r, seed + 1)
+    return geometric_mask(shape, min(r, c['mean_missing_run'] / (1 + c['mean_missing_run'])), c['mean_missing_run'], seed + 1)
 
-    def _loss_fn(self):
-        c, bridge, prior = self.config, self.bridge, getattr(self, 'prior_', None)
-        def loss_fn(model, batch, generator):
-            mask, fixed, extra = None, None, None
-            if c['task'] == 'unconditional':
-                x_0 = batch; x_T = prior.sample(len(x_0), generator, x_0.dtype, x_0.device)
-            elif c['task'] == 'trend': x_0, x_T = batch[:, 0], batch[:, 1]
-            else:
-                known = ~torch.isnan(batch)                                  # NaN in the training data: never observed
-                observed = torch.as_tensor(self._draw_mask(tuple(batch.shape), generator), device=batch.device) & known
-                x_T = spline_fill(batch, observed)
-                x_0, mask = torch.where(known, batch, x_T), ~observed & known   # the loss counts hidden values that are known
-                fixed = observed if c['hold_observed'] else None               # x_t = x_T there, as in the point-preserving sampler
-                extra = {'observed': observed} if c['condition_on_mask'] else None
-            return dmatching_loss(self._denoiser(model), bridge, x_0, x_T, generator, c['sigma_data'], c['weighting'], c['loss'],
-                                  c['lambda_f'], mask=mask, fixed=fixed, extra_args=extra)
-        return loss_fn
+@patch
+def _denoiser(self:TimeBridge, net):
+    "D(x_t, t, x_T, observed=None) -> estimate of x_0: the network's inputs and skip path as configured (see above)."
+    c = self.config
+    prior, mask, residual = c['condition_on_prior'], c['condition_on_mask'], c['parameterization'] == 'residual'
+    def D(x_t, t, x_T, observed=None):
+        parts = ([x_T] if prior else []) + ([observed.to(x_t.dtype)] if mask else [])
+        out = net(x_t, t, cond=torch.cat(parts, -1) if parts else None)
+        return x_T + out if residual else out
+    return D
 
-    def _bridge_sample(self, x_T, generator, disable, steps=None, churn=None, rho=None, mask=None, observed=None):
-        "Run the sampler from scaled x_T (mask: True = generate; observed: the observation mask the network sees, task='impute')."
-        c, bridge = self.config, self.bridge
-        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
-            raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
-        if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
-        if rho is not None and (isinstance(rho, bool) or not isinstance(rho, (int, float)) or not np.isfinite(rho) or rho <= 0):
-            raise ValueError(f"rho (the Karras grid's warping) must be a positive number (default {c.get('sample_rho', 7.)}), got {rho!r}.")
-        ts = karras_times(steps or c['sample_steps'], rho=float(rho or c.get('sample_rho', 7.)), T=bridge.T, device='cpu')
-        return sample_heun(self._denoiser(self._sampling_net()), x_T, ts,
-                           bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
-                           clip_denoised=c['clip_denoised'], extra_args={'observed': observed} if c['condition_on_mask'] else None)
+@patch
+def _loss_fn(self:TimeBridge):
+    c, bridge, prior = self.config, self.bridge, getattr(self, 'prior_', None)
+    def loss_fn(model, batch, generator):
+        mask, fixed, extra = None, None, None
+        if c['task'] == 'unconditional':
+            x_0 = batch; x_T = prior.sample(len(x_0), generator, x_0.dtype, x_0.device)
+        elif c['task'] == 'trend': x_0, x_T = batch[:, 0], batch[:, 1]
+        else:
+            known = ~torch.isnan(batch)                                  # NaN in the training data: never observed
+            observed = torch.as_tensor(self._draw_mask(tuple(batch.shape), generator), device=batch.device) & known
+            x_T = spline_fill(batch, observed)
+            x_0, mask = torch.where(known, batch, x_T), ~observed & known   # the loss counts hidden values that are known
+            fixed = observed if c['hold_observed'] else None               # x_t = x_T there, as in the point-preserving sampler
+            extra = {'observed': observed} if c['condition_on_mask'] else None
+        return dmatching_loss(self._denoiser(model), bridge, x_0, x_T, generator, c['sigma_data'], c['weighting'], c['loss'],
+                              c['lambda_f'], mask=mask, fixed=fixed, extra_args=extra)
+    return loss_fn
 
-    _sample_settings = ('steps', 'churn', 'rho')
-    _learns_gaps = True
-    def _sample_scaled(self, n, generator, disable, steps=None, churn=None, rho=None):
-        if self.config['task'] != 'unconditional':
-            raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
-                             f"{'sample_from_trend' if self.config['task'] == 'trend' else 'impute'} instead of sample.")
-        x_T = self.prior_.sample(n, generator, torch.float32, self.device)
-        return self._bridge_sample(x_T, generator, disable, steps, churn, rho)
+# %% ../nbs/09_timebridge.ipynb #0aeebda7
+@patch
+def _bridge_sample(self:TimeBridge, x_T, generator, disable, steps=None, churn=None, rho=None, mask=None, observed=None):
+    "Run the sampler from scaled x_T (mask: True = generate; observed: the observation mask the network sees, task='impute')."
+    c, bridge = self.config, self.bridge
+    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+        raise ValueError(f"steps must be a positive whole number of sampler steps (default {c['sample_steps']}), got {steps!r}.")
+    if churn is not None and not 0 <= churn <= 1: raise ValueError(f"churn must be in [0, 1], got {churn!r}.")
+    if rho is not None and (isinstance(rho, bool) or not isinstance(rho, (int, float)) or not np.isfinite(rho) or rho <= 0):
+        raise ValueError(f"rho (the Karras grid's warping) must be a positive number (default {c.get('sample_rho', 7.)}), got {rho!r}.")
+    ts = karras_times(steps or c['sample_steps'], rho=float(rho or c.get('sample_rho', 7.)), T=bridge.T, device='cpu')
+    return sample_heun(self._denoiser(self._sampling_net()), x_T, ts,
+                       bridge, churn=c['churn'] if churn is None else churn, mask=mask, generator=generator, disable=disable,
+                       clip_denoised=c['clip_denoised'], extra_args={'observed': observed} if c['condition_on_mask'] else None)
 
-    def _from_trend(self, x_T, generator, disable, steps=None, churn=None, rho=None):
-        return self._bridge_sample(x_T, generator, disable, steps, churn, rho)
-    def _impute_window(self, w, observed, generator, disable, steps=None, churn=None, rho=None):
-        "One batch of windows (scaled, NaN = missing): the bridge from the linear spline, observed entries held fixed."
-        return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, rho, mask=~observed, observed=observed)
+@patch
+def _sample_scaled(self:TimeBridge, n, generator, disable, steps=None, churn=None, rho=None):
+    x_T = self.prior_.sample(n, generator, torch.float32, self.device)
+    return self._bridge_sample(x_T, generator, disable, steps, churn, rho)
 
-    def sample_from_trend(self,
-                          trends, # (M, L, C) trend curves in your units (e.g. from `trend(x, kind)`)
-                          n_per_trend:int=1, # samples per trend
-                          seed:int|torch.Generator|None=None, # randomness of the sampler
-                          steps:int|None=None, churn:float|None=None, rho:float|None=None, # sampler settings (default 40, 0.33, 7)
-                          batch_size:int=1024, disable:bool|None=None,
-                         ) -> np.ndarray:
-        "Series that follow the given trends: (M, n_per_trend, L, C) in your units (task='trend')."
-        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, steps=steps, churn=churn, rho=rho)
+@patch
+def _from_trend(self:TimeBridge, x_T, generator, disable, steps=None, churn=None, rho=None):
+    return self._bridge_sample(x_T, generator, disable, steps, churn, rho)
+@patch
+def _impute_window(self:TimeBridge, w, observed, generator, disable, steps=None, churn=None, rho=None):
+    "One batch of windows (scaled, NaN = missing): the bridge from the linear spline, observed entries held fixed."
+    return self._bridge_sample(spline_fill(w, observed), generator, disable, steps, churn, rho, mask=~observed, observed=observed)
 
-    def impute(self,
-               X, # (N, T, C) or (T, C) series in your units, NaN = missing; T may exceed the window length L
-               n_samples:int=20, # imputations per series
-               quantiles:tuple=(0.05, 0.95), # lower and upper band
-               seed:int|torch.Generator|None=None, # randomness of the sampler
-               steps:int|None=None, churn:float|None=None, rho:float|None=None, # sampler settings (default 40, 0.33, 7)
-               overlap:int|None=None, # steps shared by consecutive windows on long series (default L // 2)
-               return_samples:bool=False, # also return all samples
-               disable:bool|None=None,
-              ):
-        "Fill NaN gaps with the point-preserving bridge sampler: median, bands (and samples), observed values kept exactly."
-        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, steps=steps, churn=churn, rho=rho)
+# %% ../nbs/09_timebridge.ipynb #075feece
+@patch
+def sample_from_trend(self:TimeBridge,
+                      trends, # (M, L, C) trend curves in your units (e.g. from `trend(x, kind)`)
+                      n_per_trend:int=1, # samples per trend
+                      seed:int|torch.Generator|None=None, # randomness of the sampler
+                      steps:int|None=None, churn:float|None=None, rho:float|None=None, # sampler settings (default 40, 0.33, 7)
+                      batch_size:int=1024, disable:bool|None=None,
+                     ) -> np.ndarray:
+    "Series that follow the given trends: (M, n_per_trend, L, C) in your units (task='trend')."
+    return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, steps=steps, churn=churn, rho=rho)
 
-    def _extra_state(self): return {'prior': self.prior_.state_dict()} if self.config['task'] == 'unconditional' else {}
-    def _load_extra(self, state):
-        if 'prior' in state: self.prior_ = Prior.from_state_dict(state['prior'])
+# %% ../nbs/09_timebridge.ipynb #0cf7e2a8
+@patch
+def impute(self:TimeBridge,
+           X, # (N, T, C) or (T, C) series in your units, NaN = missing; T may exceed the window length L
+           n_samples:int=20, # imputations per series
+           quantiles:tuple=(0.05, 0.95), # lower and upper band
+           seed:int|torch.Generator|None=None, # randomness of the sampler
+           steps:int|None=None, churn:float|None=None, rho:float|None=None, # sampler settings (default 40, 0.33, 7)
+           overlap:int|None=None, # steps shared by consecutive windows on long series (default L // 2)
+           return_samples:bool=False, # also return all samples
+           disable:bool|None=None,
+          ):
+    "Fill NaN gaps with the point-preserving bridge sampler: median, bands (and samples), observed values kept exactly."
+    return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, steps=steps, churn=churn, rho=rho)
 
-PRIORS = ('gp', 'data', 'gaussian')
-PARAMETERIZATIONS = ('x0', 'residual')
-TASKS = ('unconditional', 'trend', 'impute')
+# %% ../nbs/09_timebridge.ipynb #85a1b81a
+@patch
+def _extra_state(self:TimeBridge): return {'prior': self.prior_.state_dict()} if self.config['task'] == 'unconditional' else {}
+@patch
+def _load_extra(self:TimeBridge, state):
+    if 'prior' in state: self.prior_ = Prior.from_state_dict(state['prior'])
 
 # %% ../nbs/09_timebridge.ipynb #254ec389
-class GaussianDiffusion(_Estimator):
+class GaussianDiffusion(Estimator):
     "DDPM baseline (cosine schedule, x_0-prediction, L1 + Fourier) on the TimeBridge backbone and trainer."
     _kind = 'gaussian_diffusion'
+    _preset_settings = staticmethod(preset_settings)
     def __init__(self,
                  preset:str='sines', # settings bundle, as for TimeBridge
                  task:str='unconditional', # 'unconditional'; 'trend' (the trend enters as a condition); 'impute' (RePaint-style replacement)
@@ -404,7 +251,7 @@ class GaussianDiffusion(_Estimator):
     def _build(self, X_scaled):
         L, C = self.shape_
         self.net_ = self._network(C, L, cond_channels=C if self.config['task'] == 'trend' else 0)
-    _training_data = TimeBridge._training_data
+    _network, _training_data = TimeBridge._network, TimeBridge._training_data   # the same backbone and trend pairs
     def _loss_fn(self):
         c, sch = self.config, self.schedule
         if c['task'] == 'trend':
@@ -413,48 +260,55 @@ class GaussianDiffusion(_Estimator):
         return lambda model, x_0, generator: ddpm_loss(model, sch, x_0, generator, c['loss'], c['lambda_f'])
     _sample_settings = ('nfe', 'eta')
 
-    def _run(self, noise, generator, disable, nfe=None, eta=0., cond=None, known=None, observed=None):
-        "DDPM over all steps (nfe=None) or DDIM on `nfe` steps; optionally a condition, or RePaint-style replacement of known entries."
-        if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
-            raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
-        if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
-        sch, net = self.schedule, self._sampling_net()   # CPU: one chunk of each call's batch per core (unless compiled)
-        def model(x, i):
-            if known is not None:                # replacement: the observed entries, noised to the current step
-                x = torch.where(observed, sch.q_sample(known, i.cpu(), torch.randn(x.shape, generator=generator, device=generator.device).to(x)), x)
-            return net(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cond)
-        clip = self.config['clip_denoised']
-        if nfe is None or nfe >= sch.n_steps and eta == 1.:
-            return sample_ddpm(model, noise, sch, generator=generator, disable=disable, clip_denoised=clip)
-        return sample_ddim(model, noise, sch, steps=min(int(nfe), sch.n_steps), eta=eta, generator=generator, disable=disable, clip_denoised=clip)
+# %% ../nbs/09_timebridge.ipynb #30f80876
+@patch
+def _run(self:GaussianDiffusion, noise, generator, disable, nfe=None, eta=0., cond=None, known=None, observed=None):
+    "DDPM over all steps (nfe=None) or DDIM on `nfe` steps; optionally a condition, or RePaint-style replacement of known entries."
+    if nfe is not None and (isinstance(nfe, bool) or int(nfe) != nfe or nfe < 1):
+        raise ValueError(f"nfe must be a positive whole number of network evaluations (or None for all {self.schedule.n_steps} steps), got {nfe!r}.")
+    if not 0 <= eta <= 1: raise ValueError(f"eta must be in [0, 1] (0: DDIM, 1: DDPM-like), got {eta!r}.")
+    sch, net = self.schedule, self._sampling_net()   # CPU: one chunk of each call's batch per core (unless compiled)
+    def model(x, i):
+        if known is not None:                # replacement: the observed entries, noised to the current step
+            x = torch.where(observed, sch.q_sample(known, i.cpu(), torch.randn(x.shape, generator=generator, device=generator.device).to(x)), x)
+        return net(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cond)
+    clip = self.config['clip_denoised']
+    if nfe is None or nfe >= sch.n_steps and eta == 1.:
+        return sample_ddpm(model, noise, sch, generator=generator, disable=disable, clip_denoised=clip)
+    return sample_ddim(model, noise, sch, steps=min(int(nfe), sch.n_steps), eta=eta, generator=generator, disable=disable, clip_denoised=clip)
 
-    def _noise(self, n, generator): return torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)
-    def _sample_scaled(self, n, generator, disable, nfe=None, eta=0.):
-        if self.config['task'] != 'unconditional':
-            raise ValueError(f"This model was trained for task={self.config['task']!r}: use "
-                             f"{'sample_from_trend' if self.config['task'] == 'trend' else 'impute'} instead of sample.")
-        return self._run(self._noise(n, generator), generator, disable, nfe, eta)
-    def _from_trend(self, x_T, generator, disable, nfe=None, eta=0.):
-        return self._run(self._noise(len(x_T), generator), generator, disable, nfe, eta, cond=x_T)
-    def _impute_window(self, w, observed, generator, disable, nfe=None, eta=0.):
-        out = self._run(self._noise(len(w), generator), generator, disable, nfe, eta, known=torch.nan_to_num(w), observed=observed)
-        return torch.where(observed, w, out)
+@patch
+def _noise(self:GaussianDiffusion, n, generator): return torch.randn((n,) + tuple(self.shape_), generator=generator, device=generator.device).to(self.device)
+@patch
+def _sample_scaled(self:GaussianDiffusion, n, generator, disable, nfe=None, eta=0.):
+    return self._run(self._noise(n, generator), generator, disable, nfe, eta)
+@patch
+def _from_trend(self:GaussianDiffusion, x_T, generator, disable, nfe=None, eta=0.):
+    return self._run(self._noise(len(x_T), generator), generator, disable, nfe, eta, cond=x_T)
+@patch
+def _impute_window(self:GaussianDiffusion, w, observed, generator, disable, nfe=None, eta=0.):
+    out = self._run(self._noise(len(w), generator), generator, disable, nfe, eta, known=torch.nan_to_num(w), observed=observed)
+    return torch.where(observed, w, out)
 
-    def sample_from_trend(self,
-                          trends, # (M, L, C) trend curves in your units
-                          n_per_trend:int=1, # samples per trend
-                          seed:int|torch.Generator|None=None, # randomness of the sampler
-                          nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
-                          batch_size:int=1024, disable:bool|None=None,
-                         ) -> np.ndarray:
-        "Series that follow the given trends, (M, n_per_trend, L, C), from the trend-conditioned DDPM (task='trend')."
-        return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, nfe=nfe)
+# %% ../nbs/09_timebridge.ipynb #b21ad665
+@patch
+def sample_from_trend(self:GaussianDiffusion,
+                      trends, # (M, L, C) trend curves in your units
+                      n_per_trend:int=1, # samples per trend
+                      seed:int|torch.Generator|None=None, # randomness of the sampler
+                      nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
+                      batch_size:int=1024, disable:bool|None=None,
+                     ) -> np.ndarray:
+    "Series that follow the given trends, (M, n_per_trend, L, C), from the trend-conditioned DDPM (task='trend')."
+    return self._trend_samples(trends, n_per_trend, seed, batch_size, disable, nfe=nfe)
 
-    def impute(self,
-               X, # (N, T, C) or (T, C) series in your units, NaN = missing
-               n_samples:int=20, quantiles:tuple=(0.05, 0.95), seed:int|torch.Generator|None=None,
-               nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
-               overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
-              ):
-        "Fill NaN gaps by RePaint-style replacement (observed entries re-noised to each step); same outputs as `TimeBridge.impute`."
-        return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, nfe=nfe)
+# %% ../nbs/09_timebridge.ipynb #e322df33
+@patch
+def impute(self:GaussianDiffusion,
+           X, # (N, T, C) or (T, C) series in your units, NaN = missing
+           n_samples:int=20, quantiles:tuple=(0.05, 0.95), seed:int|torch.Generator|None=None,
+           nfe:int|None=None, # network evaluations (DDIM); None: all steps (DDPM)
+           overlap:int|None=None, return_samples:bool=False, disable:bool|None=None,
+          ):
+    "Fill NaN gaps by RePaint-style replacement (observed entries re-noised to each step); same outputs as `TimeBridge.impute`."
+    return self._imputations(X, n_samples, quantiles, seed, overlap, return_samples, disable, nfe=nfe)
