@@ -26,6 +26,9 @@ class Imputation(NamedTuple):
     lower: np.ndarray
     upper: np.ndarray
     samples: np.ndarray|None
+    def __array__(self, dtype=None, copy=None):
+        "`np.asarray(result)`: the point estimate, the median, as float32 (unpacking still gives the four fields)."
+        return _point(self.median, dtype, copy)
 
 class Translation(NamedTuple):
     "Result of `predict_y` / `predict_x`: mean and bands (N, L, C) in the target's units; samples (S, N, L, C) or None."
@@ -33,6 +36,14 @@ class Translation(NamedTuple):
     lower: np.ndarray
     upper: np.ndarray
     samples: np.ndarray|None
+    def __array__(self, dtype=None, copy=None):
+        "`np.asarray(result)`: the point estimate, the mean, as float32 (unpacking still gives the four fields)."
+        return _point(self.mean, dtype, copy)
+
+def _point(a, dtype=None, copy=None) -> np.ndarray:
+    "A result's point estimate for numpy's `__array__` protocol: float32 unless `dtype` says otherwise, a copy if `copy`."
+    a = np.asarray(a, dtype=np.float32 if dtype is None else dtype)
+    return a.copy() if copy else a
 
 def window_positions(T:int, # series length
                      L:int, # window length
