@@ -162,3 +162,22 @@ def test_data_fingerprint_equals_the_old_expressions():
     assert data_fingerprint(P.X, P.Y, h=hashlib.sha256(cfg))[:12] == h.hexdigest()[:12]
     raw = np.arange(6.).reshape(1, 2, 3)                                # experiments.Recorder.fit: the raw bytes
     assert data_fingerprint(raw, dtype=None) == hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()
+
+
+def test_results_behave_like_their_point_estimate(golden):
+    "Issue 19: np.asarray of an Imputation / Translation is its float32 median / mean; unpacking, _replace and positional construction still work."
+    from tsbridge_lambda.conditional import Imputation
+    from tsbridge_lambda.paired import Translation
+    P = mg.lorenz()
+    m = PairedDiffusion.load(DATA / 'paired.pt', device='cpu')
+    r = m.predict_y(P.X[:4], n_samples=2, nfe=5, seed=4, disable=True)
+    a = np.asarray(r)
+    assert isinstance(r, Translation) and a.dtype == np.float32 and np.array_equal(a, r.mean.astype(np.float32))
+    mean, lower, upper, samples = r
+    assert mean is r.mean and samples is None and np.asarray(r, dtype=np.float64).dtype == np.float64
+    imp = TimeBridge.load(DATA / 'timebridge_impute.pt', device='cpu')
+    res = imp.impute(mg.gappy(mg.sines()), n_samples=3, seed=2, steps=4, disable=True)
+    assert isinstance(res, Imputation) and np.array_equal(np.asarray(res), res.median.astype(np.float32))
+    median, lo, hi, _ = res
+    assert median is res.median and np.array_equal(np.asarray(res._replace(median=hi)), hi.astype(np.float32))
+    assert np.array_equal(np.asarray(Imputation(lo, lo, hi, None)), lo.astype(np.float32))

@@ -17,7 +17,7 @@ from .train import Trainer, is_main_process
 from .data import MinMaxScaler
 
 # %% auto #0
-__all__ = ['Imputation', 'window_positions', 'Estimator']
+__all__ = ['Imputation', 'Translation', 'window_positions', 'Estimator']
 
 # %% ../nbs/08a_estimator.ipynb #b3e9364e
 class Imputation(NamedTuple):
@@ -26,6 +26,24 @@ class Imputation(NamedTuple):
     lower: np.ndarray
     upper: np.ndarray
     samples: np.ndarray|None
+    def __array__(self, dtype=None, copy=None):
+        "`np.asarray(result)`: the point estimate, the median, as float32 (unpacking still gives the four fields)."
+        return _point(self.median, dtype, copy)
+
+class Translation(NamedTuple):
+    "Result of `predict_y` / `predict_x`: mean and bands (N, L, C) in the target's units; samples (S, N, L, C) or None."
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    samples: np.ndarray|None
+    def __array__(self, dtype=None, copy=None):
+        "`np.asarray(result)`: the point estimate, the mean, as float32 (unpacking still gives the four fields)."
+        return _point(self.mean, dtype, copy)
+
+def _point(a, dtype=None, copy=None) -> np.ndarray:
+    "A result's point estimate for numpy's `__array__` protocol: float32 unless `dtype` says otherwise, a copy if `copy`."
+    a = np.asarray(a, dtype=np.float32 if dtype is None else dtype)
+    return a.copy() if copy else a
 
 def window_positions(T:int, # series length
                      L:int, # window length
@@ -131,8 +149,13 @@ def _check_resume(self:Estimator, extra:dict, ident:dict, checkpoint):
     if 'shape' in extra and tuple(extra['shape']) != shape:
         raise ValueError(f"{checkpoint} was written for windows of shape {tuple(extra['shape'])}, but X has {shape}; "
                          "resume with the same data or use a new checkpoint file.")
+    self._check_same_data(extra, ident, checkpoint)
+
+@patch
+def _check_same_data(self:Estimator, extra:dict, ident:dict, checkpoint, data:str='data', arrays:str='X'):
+    "Refuse a checkpoint whose training data had another fingerprint (checkpoints from before fingerprints pass)."
     if extra.get('data_sha256', ident['data_sha256']) != ident['data_sha256']:
-        raise ValueError(f"{checkpoint} was written while training on different data; resume with the same X "
+        raise ValueError(f"{checkpoint} was written while training on different {data}; resume with the same {arrays} "
                          "(same windows, same order) or use a new checkpoint file.")
 
 @patch

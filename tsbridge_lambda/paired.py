@@ -19,11 +19,14 @@ from .loss import ddpm_time
 from .train import Trainer, dist_env
 from .data import MinMaxScaler
 from .align import Alignment, ALIGNMENTS
+from .estimator import Estimator, Translation, window_positions   # the shared plumbing (08a_estimator)
+from fastcore.basics import patch
+_all_ = ['Translation']
 
 # %% auto #0
 __all__ = ['DECODER_INPUTS', 'PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'ConditionalDenoiser', 'PairedNet',
-           'encoder_parameters', 'paired_loss', 'Translation', 'PairedDiffusion', 'translate_series',
-           'fit_history_figure']
+           'encoder_parameters', 'paired_loss', 'PairedDiffusion', 'translate_series', 'fit_history_figure',
+           'Translation']
 
 # %% ../nbs/14_paired.ipynb #9255d157
 DECODER_INPUTS = ('embedding', 'latent')
@@ -163,15 +166,12 @@ def _check_paired_resume(extra:dict, # the checkpoint's `extra`
                          ident:dict, # {'settings', 'data_sha256'} of the fit that wants to resume
                          checkpoint, # its path, for the message
                         ):
-    "Refuse to continue a checkpoint written with other settings or other pairs (checkpoints from before this check pass)."
+    "Refuse to continue a checkpoint written with other settings (checkpoints from before this check pass); the pairs: `Estimator._check_same_data`."
     if 'settings' in extra and extra['settings'] != ident['settings']:
         was, now = json.loads(extra['settings']), json.loads(ident['settings'])
         diff = '; '.join(f'{k}: {was.get(k)!r} there, {now.get(k)!r} now' for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
         raise ValueError(f"{checkpoint} was written by a PairedDiffusion with other settings ({diff}); resume with the same "
                          "settings, or use a new checkpoint file.")
-    if extra.get('data_sha256', ident['data_sha256']) != ident['data_sha256']:
-        raise ValueError(f"{checkpoint} was written while training on different pairs; resume with the same X and Y "
-                         "(same windows, same order), or use a new checkpoint file.")
 
 def _parts_state(parts:list) -> dict:
     "The per-step loss parts and diagnostics as plain tensors (a model file or a checkpoint holds them like this)."
@@ -183,15 +183,10 @@ def _parts_from(state:dict|None) -> list:
     if not state or 'parts' not in state: return []
     return [dict(zip(state['part_names'], row)) for row in state['parts'].tolist()]
 
-class Translation(NamedTuple):
-    "Result of `predict_y` / `predict_x`: mean and bands (N, L, C) in the target's units; samples (S, N, L, C) or None."
-    mean: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    samples: np.ndarray|None
-
-class PairedDiffusion:
+# %% ../nbs/14_paired.ipynb #11f263b7
+class PairedDiffusion(Estimator):
     "LAMBDA: paired conditional DDPMs p(X|Y) and p(Y|X) with diffusion-step latent alignment (SPEC §7)."
+    _kind, _fit_call = 'paired_diffusion', '.fit(X, Y)'
     def __init__(self,
                  align:str='lambda', # 'lambda', 'none', 'simclr', 'barlow', 'vicreg' or 'mse'
                  preset:str='quick', # 'tiny', 'quick' or 'paper' (network, steps, batch, schedule)
@@ -211,20 +206,12 @@ class PairedDiffusion:
                  **config, # overrides: n_steps, betas, steps, batch_size, lr, warmup, net (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the networks, not saved
                 ):
-        if preset not in PAIRED_PRESETS: raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PAIRED_PRESETS)}.")
         if align not in ALIGNMENTS: raise ValueError(f"align must be one of {ALIGNMENTS}, got {align!r}.")
         directions = (directions,) if isinstance(directions, str) else tuple(directions)
         if not directions or not set(directions) <= set(DIRECTIONS): raise ValueError(f"directions must be a subset of {DIRECTIONS}, got {directions!r}.")
         if len(directions) < 2 and align != 'none': raise ValueError("Alignment needs both directions; use align='none' to train one direction.")
-        base = dict(PAIRED_PRESETS[preset], betas='cosine', seed=0, device=None, checkpoint_every=1000)
-        precision, compile, threads = pop_runtime_settings(config)
-        unknown = set(config) - set(base)
-        if unknown: raise TypeError(f"PairedDiffusion got unknown settings {sorted(unknown)}; see help(PairedDiffusion).")
-        self.config = {**base, **{k: v for k, v in config.items() if v is not None}, 'preset': preset, 'align': align, 'lam': lam,
-                       'terms': tuple(terms), 'window': window, 'stride': stride, 'tau': tau, 'directions': directions}
-        self.device = get_device(self.config.pop('device'))
-        # how this machine runs the networks (bfloat16 autocast, torch.compile for sampling); not saved with the model
-        self.precision, self.compile, self.threads, self._compiled = precision, compile, threads, {}
+        super().__init__(preset, **config)      # preset, runtime settings (precision, compile, threads: not saved), device
+        self.config.update(align=align, lam=lam, terms=tuple(terms), window=window, stride=stride, tau=tau, directions=directions)
         if align_scale != 'paper' and (isinstance(align_scale, (str, bool)) or not isinstance(align_scale, (int, float)) or not align_scale > 0):
             raise ValueError(f"align_scale must be 'paper' or a positive number, got {align_scale!r}.")
         if isinstance(diag_every, bool) or not isinstance(diag_every, int) or diag_every < 1: raise ValueError(f"diag_every must be a positive int, got {diag_every!r}.")
@@ -236,21 +223,15 @@ class PairedDiffusion:
         net.pop('decoder_input', None)
         self.config['net'] = net if di == 'embedding' else {**net, 'decoder_input': di}
         Alignment(align, lam=lam, terms=terms, cov_norm=cov_norm, embed=embed, grad_share=grad_share)   # validate the alignment settings now
-        self.model_, self.x_scaler, self.y_scaler, self.shape_, self.history_, self.parts_ = None, None, None, None, [], []
-        self.columns_ = None # (X column names, Y column names), when known
 
-    @property
-    def schedule(self): return DDPMSchedule(self.config['betas'], self.config['n_steps'])
-
-    def _build(self):
-        c = self.config
-        (L, cx), cy = self.shape_[0], self.shape_[1]
-        window = c['window'] or max(2, L // 8)
-        with torch.random.fork_rng(devices=[]):                    # the projection head of simclr / barlow / vicreg
-            torch.manual_seed(c['seed'] + 7919)
-            al = Alignment(c['align'], d_model=c['net']['d_model'], lam=c['lam'], window=window, stride=c['stride'], tau=c['tau'], terms=c['terms'],
-                           cov_norm=c['cov_norm'], center=c['center'], embed=c['embed'], grad_share=c['grad_share'])
-        self.net_ = PairedNet(cx, cy, L, c['directions'], al, c['net'], c['seed'], c['align_scale'])
+    @staticmethod
+    def _preset_settings(preset):
+        if preset not in PAIRED_PRESETS: raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PAIRED_PRESETS)}.")
+        return PAIRED_PRESETS[preset]
+    @staticmethod
+    def _defaults(): return dict(betas='cosine', seed=0, device=None, checkpoint_every=1000)
+    def _unfitted(self): return dict(x_scaler=None, y_scaler=None, parts_=[], _compiled={},
+                                     columns_=None)   # columns_: (X column names, Y column names), when known
 
     @staticmethod
     def _check_pair(X, Y, shape=None):
@@ -260,161 +241,209 @@ class PairedDiffusion:
         if shape is not None and (X.shape[1:], Y.shape[2]) != shape:
             raise ValueError(f"This model was built for X windows {shape[0]} and Y with {shape[1]} channels, got X {X.shape[1:]} and Y {Y.shape[1:]}.")
         return X, Y
-
-    def fit(self,
-            X, # (N, L, C_X) windows of the first modality, in your units
-            Y, # (N, L, C_Y) the paired windows of the second modality
-            steps:int|None=None, # optimiser steps (default: the preset's)
-            disable:bool|None=None, # True silences the progress bar
-            callback=None, # called after every step with {'step', 'loss', 'lr', 'trainer'}
-            checkpoint:str|Path|None=None, resume:bool=False, # periodic checkpoints and resuming
-           ):
-        "Fit both scalers and both denoisers (with the alignment) on paired windows."
-        if dist_env()['world_size'] > 1:   # the alignment mixes the pairs of a batch, so sharding it changes the loss
-            raise RuntimeError("PairedDiffusion trains in one process for now (its in-batch negatives span the whole batch); "
-                               "run it without torchrun, on one GPU.")
-        X, Y = self._check_pair(X, Y, None if self.shape_ is None else (tuple(self.shape_[0]), self.shape_[1]))
-        if len(X) < 2: raise ValueError(f"X has {len(X)} window; training needs at least 2 pairs.")
-        self.shape_ = (tuple(X.shape[1:]), Y.shape[2])
-        if self.x_scaler is None: self.x_scaler, self.y_scaler = MinMaxScaler().fit(X), MinMaxScaler().fit(Y)
-        data = torch.as_tensor(np.concatenate([self.x_scaler.transform(X), self.y_scaler.transform(Y)], -1), dtype=torch.float32)
-        self._build()
-        c, sch = self.config, self.schedule
-        def loss_fn(net, batch, g):                    # diagnostics every diag_every steps; lambda adapts after the warm-up
-            diagnose = trainer.step % c['diag_every'] == 0
-            return paired_loss(net, batch, g, sch, diagnose, adapt=diagnose and trainer.step >= c['warmup'])
-        trainer = Trainer(self.net_, loss_fn, data, batch_size=c['batch_size'], lr=c['lr'],
-                          warmup=c['warmup'], device=self.device, seed=c['seed'], checkpoint=checkpoint, checkpoint_every=c['checkpoint_every'],
-                          distributed=False, precision=self.precision, threads=self.threads)
-        self.parts_ = []
-        ident = {'settings': _resume_settings(c), 'data_sha256': data_fingerprint(X, Y)}
-        if resume and checkpoint and Path(checkpoint).exists():                  # the diagnostics of the steps already run come back too
-            state = Trainer.read_checkpoint(checkpoint, self.device)
-            _check_paired_resume(state.get('extra', {}), ident, checkpoint)       # before any weight is loaded
-            trainer.load_state_dict(state)
-            self.parts_ = _parts_from(trainer.extra.get('parts'))[:trainer.step]
-        trainer.extra['parts'] = lambda: _parts_state(self.parts_)              # written with every checkpoint
-        trainer.extra.update(ident)
-        def cb(info):
-            self.parts_.append(dict(trainer.model.last_parts))
-            if callback is not None: callback(info)
-        trainer.fit(steps or c['steps'], disable=disable, callback=cb)
-        self.trainer_, self.model_, self.history_, self._compiled = trainer, trainer.ema, trainer.history, {}
-        return self
-
-    def _check_fitted(self):
-        if self.model_ is None: raise RuntimeError("This PairedDiffusion is not fitted: call .fit(X, Y) or load a saved model.")
-
-    def _translate(self, key, cond, n_samples, nfe, seed, quantiles, batch_size, return_samples, disable):
-        self._check_fitted()
-        den = self.model_.den_x if key == 'x' else self.model_.den_y
-        if den is None: raise ValueError(f"This model was trained without the {'x|y' if key == 'x' else 'y|x'} direction.")
-        (L, cx), cy = self.shape_
-        c_in, c_out = (cy, cx) if key == 'x' else (cx, cy)
-        name = 'Y' if key == 'x' else 'X'
-        cond = check_series(cond, name, channels=c_in)
-        if cond.shape[1] != L: raise ValueError(f"{name} must have windows of length {L} (the training length), got {cond.shape[1]}.")
-        if int(n_samples) < 1: raise ValueError(f"n_samples must be positive, got {n_samples}.")
-        sc_in, sc_out = (self.y_scaler, self.x_scaler) if key == 'x' else (self.x_scaler, self.y_scaler)
-        cs = torch.as_tensor(sc_in.transform(cond), dtype=torch.float32, device=self.device)
-        g, sch = make_generator(seed, self.device), self.schedule
-        if self.compile: den = self._compiled.setdefault(key, Compiled(den))
-        net = at_precision(den, self.device, self.precision)
-        out = []
-        for s in range(int(n_samples)):
-            for b in range(0, len(cs), batch_size):
-                cb = cs[b:b + batch_size]
-                model = lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cb)
-                noise = torch.randn((len(cb), L, c_out), generator=g, device=g.device).to(self.device)
-                run = (sample_ddpm(model, noise, sch, generator=g, disable=disable, clip_denoised=1.) if nfe is None else
-                       sample_ddim(model, noise, sch, steps=min(int(nfe), sch.n_steps), generator=g, disable=disable, clip_denoised=1.))
-                out.append(run.float().cpu().numpy())
-        samples = sc_out.inverse_transform(np.concatenate(out).reshape(int(n_samples), len(cs), L, c_out)).astype(np.float32)
-        lo, hi = np.quantile(samples, quantiles, axis=0)
-        return Translation(samples.mean(0), lo.astype(np.float32), hi.astype(np.float32), samples if return_samples else None)
-
-    def predict_y(self,
-                  X, # (N, L, C_X) windows of X in your units
-                  n_samples:int=1, # conditional samples per window; the mean is the prediction
-                  nfe:int|None=None, # None: DDPM over all steps; k: DDIM on k steps
-                  seed:int|torch.Generator|None=None, quantiles:tuple=(0.05, 0.95), batch_size:int=512,
-                  return_samples:bool=False, disable:bool|None=None,
-                 ) -> Translation:
-        "Sample Y given X with p(Y | X): mean, bands (and samples) in Y's units."
-        return self._translate('y', X, n_samples, nfe, seed, quantiles, batch_size, return_samples, disable)
-
-    def predict_x(self,
-                  Y, # (N, L, C_Y) windows of Y in your units
-                  n_samples:int=1, nfe:int|None=None, seed:int|torch.Generator|None=None, quantiles:tuple=(0.05, 0.95),
-                  batch_size:int=512, return_samples:bool=False, disable:bool|None=None,
-                 ) -> Translation:
-        "Sample X given Y with p(X | Y): mean, bands (and samples) in X's units."
-        return self._translate('x', Y, n_samples, nfe, seed, quantiles, batch_size, return_samples, disable)
-
-    @torch.no_grad()
-    def encode(self,
-               data, # (N, L, C) windows of one modality, in your units
-               modality:str='x', # 'x' or 'y': which encoder (h_X or h_Y)
-               step:int|None=None, # diffusion step i at which to read the latents (default: 5 % of the steps)
-               pool:str|None='mean', # 'mean' over time -> (N, d_Z); None -> (N, L, d_Z)
-               seed:int|None=0, # noise of the forward process at that step
-              ) -> np.ndarray:
-        "Encoder latents Z = h(data_i, i) for probes and plots."
-        self._check_fitted()
-        if modality not in ('x', 'y'): raise ValueError(f"modality must be 'x' or 'y', got {modality!r}.")
-        den = self.model_.den_x if modality == 'x' else self.model_.den_y
-        if den is None: raise ValueError(f"This model has no {modality} encoder (trained directions: {self.config['directions']}).")
-        (L, cx), cy = self.shape_
-        data = check_series(data, modality.upper(), channels=cx if modality == 'x' else cy)
-        sch = self.schedule
-        i = torch.full((len(data),), max(0, int(0.05 * sch.n_steps)) if step is None else int(step), dtype=torch.long)
-        if not 0 <= int(i[0]) < sch.n_steps: raise ValueError(f"step must be in [0, {sch.n_steps - 1}], got {step}.")
-        x0 = torch.as_tensor((self.x_scaler if modality == 'x' else self.y_scaler).transform(data), dtype=torch.float32)
-        g = make_generator(seed, 'cpu')
-        xt = sch.q_sample(x0, i, torch.randn(x0.shape, generator=g)).to(self.device)
-        z = den.encode(xt, ddpm_time(i, sch.n_steps).to(self.device))[0]
-        return (z.mean(1) if pool == 'mean' else z).float().cpu().numpy()
-
-    def fit_history(self) -> 'pd.DataFrame':
-        "One row per training step: loss, both MSEs, alignment parts, lambda and the diagnostics (gradient ratios every diag_every steps, NaN between)."
-        import pandas as pd
-        self._check_fitted()
-        df = pd.DataFrame(self.parts_, index=pd.RangeIndex(1, len(self.parts_) + 1, name='step'))
-        if len(self.history_) == len(df): df.insert(0, 'loss', self.history_)
-        return df
-
+    @property
+    def schedule(self): return DDPMSchedule(self.config['betas'], self.config['n_steps'])
     @property
     def lambda_(self) -> float:
         "The alignment weight now (0 for align='none')."
         self._check_fitted(); return self.model_.align.weight
 
-    def save(self, path:str|Path) -> Path:
-        "Write the fitted pair (config, EMA weights, scalers, history) to one file, atomically."
-        self._check_fitted()
-        state = {'format': PAIRED_FORMAT, 'kind': 'paired_diffusion', 'config': dict(self.config), 'shape': [list(self.shape_[0]), self.shape_[1]],
-                 'weights': {k: v.cpu() for k, v in self.model_.state_dict().items()},
-                 'x_scaler': self.x_scaler.to_dict(), 'y_scaler': self.y_scaler.to_dict(),
-                 'history': torch.tensor(self.history_, dtype=torch.float64), **_parts_state(self.parts_),
-                 'columns': [list(c) for c in self.columns_] if self.columns_ else []}
-        with atomic_write(path) as f: torch.save(state, f)
-        return Path(path)
+# %% ../nbs/14_paired.ipynb #db401752
+@patch
+def _build(self:PairedDiffusion, data=None):
+    c = self.config
+    (L, cx), cy = self.shape_[0], self.shape_[1]
+    window = c['window'] or max(2, L // 8)
+    with torch.random.fork_rng(devices=[]):                    # the projection head of simclr / barlow / vicreg
+        torch.manual_seed(c['seed'] + 7919)
+        al = Alignment(c['align'], d_model=c['net']['d_model'], lam=c['lam'], window=window, stride=c['stride'], tau=c['tau'], terms=c['terms'],
+                       cov_norm=c['cov_norm'], center=c['center'], embed=c['embed'], grad_share=c['grad_share'])
+    self.net_ = PairedNet(cx, cy, L, c['directions'], al, c['net'], c['seed'], c['align_scale'])
 
-    @classmethod
-    def load(cls, path:str|Path, device=None, precision:str='fp32', compile:bool=False) -> 'PairedDiffusion':
-        "Load a saved pair (weights_only=True: no code in the file runs)."
-        state = read_model_file(path, 'paired_diffusion')
-        c = dict(state['config'])
-        keys = ('align', 'preset', 'lam', 'terms', 'window', 'stride', 'tau', 'directions', 'align_scale', 'cov_norm', 'center', 'embed', 'grad_share', 'diag_every')
-        legacy = dict(align_scale=1., cov_norm=None, center=False, embed='flat', grad_share=0.1, diag_every=10)  # files written before issue 18
-        est = cls(**{k: c.pop(k, legacy.get(k)) for k in keys}, **c, device=device, precision=precision, compile=compile)
-        est.shape_ = (tuple(state['shape'][0]), int(state['shape'][1]))
-        est.x_scaler, est.y_scaler = MinMaxScaler.from_dict(state['x_scaler']), MinMaxScaler.from_dict(state['y_scaler'])
-        est.history_ = state['history'].tolist()
-        est.parts_ = _parts_from(state)
-        est.columns_ = tuple(state['columns']) if state.get('columns') else None
-        est._build(); est.net_.load_state_dict(state['weights'])
-        est.model_ = est.net_.to(est.device).eval()
-        return est
+# %% ../nbs/14_paired.ipynb #7246b143
+@patch
+def _check_fit(self:PairedDiffusion, data:tuple, steps, checkpoint, resume) -> tuple:
+    "The checked pairs (X, Y): the same N and L, at least 2 pairs, the shape of an earlier fit; one process only."
+    if dist_env()['world_size'] > 1:   # the alignment mixes the pairs of a batch, so sharding it changes the loss
+        raise RuntimeError("PairedDiffusion trains in one process for now (its in-batch negatives span the whole batch); "
+                           "run it without torchrun, on one GPU.")
+    X, Y = self._check_pair(*data, None if self.shape_ is None else (tuple(self.shape_[0]), self.shape_[1]))
+    if len(X) < 2: raise ValueError(f"X has {len(X)} window; training needs at least 2 pairs.")
+    return X, Y
+
+@patch
+def _prepare(self:PairedDiffusion, X, Y) -> torch.Tensor:
+    "Set `shape_`, fit both scalers (once), return X and Y scaled and stacked on the channel axis."
+    self.shape_ = (tuple(X.shape[1:]), Y.shape[2])
+    if self.x_scaler is None: self.x_scaler, self.y_scaler = MinMaxScaler().fit(X), MinMaxScaler().fit(Y)
+    return torch.as_tensor(np.concatenate([self.x_scaler.transform(X), self.y_scaler.transform(Y)], -1), dtype=torch.float32)
+
+@patch
+def _resume_ident(self:PairedDiffusion, X, Y) -> dict:
+    "What a checkpoint of this fit must match: all settings but steps and checkpoint_every, and the pairs."
+    return {'settings': _resume_settings(self.config), 'data_sha256': data_fingerprint(X, Y)}
+
+@patch
+def _check_resume(self:PairedDiffusion, extra:dict, ident:dict, checkpoint):
+    _check_paired_resume(extra, ident, checkpoint)
+    self._check_same_data(extra, ident, checkpoint, 'pairs', 'X and Y')
+
+@patch
+def _loss_fn(self:PairedDiffusion):
+    c, sch = self.config, self.schedule
+    def loss_fn(net, batch, g):                    # diagnostics every diag_every steps; lambda adapts after the warm-up
+        diagnose = self.trainer_.step % c['diag_every'] == 0
+        return paired_loss(net, batch, g, sch, diagnose, adapt=diagnose and self.trainer_.step >= c['warmup'])
+    return loss_fn
+
+@patch
+def _checkpoint_extra(self:PairedDiffusion, ident:dict) -> dict:
+    return {'parts': lambda: _parts_state(self.parts_), **ident}           # the diagnostics so far, written with every checkpoint
+
+@patch
+def _start(self:PairedDiffusion, trainer, callback):
+    "Record the loss parts and diagnostics of every step (`fit_history`)."
+    self.parts_ = []
+    def cb(info):
+        self.parts_.append(dict(trainer.model.last_parts))
+        if callback is not None: callback(info)
+    return cb
+
+@patch
+def _resumed(self:PairedDiffusion, trainer, ident:dict):
+    self.parts_ = _parts_from(trainer.extra.get('parts'))[:trainer.step]   # the diagnostics of the steps already run come back too
+    trainer.extra['parts'] = lambda: _parts_state(self.parts_)
+    trainer.extra.update(ident)
+
+@patch
+def _after_fit(self:PairedDiffusion): self._compiled = {}
+
+# %% ../nbs/14_paired.ipynb #6c40a6ee
+@patch
+def fit(self:PairedDiffusion,
+        X, # (N, L, C_X) windows of the first modality, in your units
+        Y, # (N, L, C_Y) the paired windows of the second modality
+        steps:int|None=None, # optimiser steps (default: the preset's)
+        disable:bool|None=None, # True silences the progress bar
+        callback=None, # called after every step with {'step', 'loss', 'lr', 'trainer'}
+        checkpoint:str|Path|None=None, resume:bool=False, # periodic checkpoints and resuming
+       ):
+    "Fit both scalers and both denoisers (with the alignment) on paired windows."
+    return self._fit((X, Y), steps, disable, callback, checkpoint, resume, distributed=False)
+
+# %% ../nbs/14_paired.ipynb #156f6e6c
+@patch
+def _translate(self:PairedDiffusion, key, cond, n_samples, nfe, seed, quantiles, batch_size, return_samples, disable):
+    self._check_fitted()
+    den = self.model_.den_x if key == 'x' else self.model_.den_y
+    if den is None: raise ValueError(f"This model was trained without the {'x|y' if key == 'x' else 'y|x'} direction.")
+    (L, cx), cy = self.shape_
+    c_in, c_out = (cy, cx) if key == 'x' else (cx, cy)
+    name = 'Y' if key == 'x' else 'X'
+    cond = check_series(cond, name, channels=c_in)
+    if cond.shape[1] != L: raise ValueError(f"{name} must have windows of length {L} (the training length), got {cond.shape[1]}.")
+    if int(n_samples) < 1: raise ValueError(f"n_samples must be positive, got {n_samples}.")
+    sc_in, sc_out = (self.y_scaler, self.x_scaler) if key == 'x' else (self.x_scaler, self.y_scaler)
+    cs = torch.as_tensor(sc_in.transform(cond), dtype=torch.float32, device=self.device)
+    g, sch = make_generator(seed, self.device), self.schedule
+    if self.compile: den = self._compiled.setdefault(key, Compiled(den))
+    net = at_precision(den, self.device, self.precision)
+    out = []
+    for s in range(int(n_samples)):
+        for b in range(0, len(cs), batch_size):
+            cb = cs[b:b + batch_size]
+            model = lambda x, i: net(x, ddpm_time(i, sch.n_steps).to(x.dtype), cond=cb)
+            noise = torch.randn((len(cb), L, c_out), generator=g, device=g.device).to(self.device)
+            run = (sample_ddpm(model, noise, sch, generator=g, disable=disable, clip_denoised=1.) if nfe is None else
+                   sample_ddim(model, noise, sch, steps=min(int(nfe), sch.n_steps), generator=g, disable=disable, clip_denoised=1.))
+            out.append(run.float().cpu().numpy())
+    samples = sc_out.inverse_transform(np.concatenate(out).reshape(int(n_samples), len(cs), L, c_out)).astype(np.float32)
+    lo, hi = np.quantile(samples, quantiles, axis=0)
+    return Translation(samples.mean(0), lo.astype(np.float32), hi.astype(np.float32), samples if return_samples else None)
+
+# %% ../nbs/14_paired.ipynb #8645b50b
+@patch
+def predict_y(self:PairedDiffusion,
+              X, # (N, L, C_X) windows of X in your units
+              n_samples:int=1, # conditional samples per window; the mean is the prediction
+              nfe:int|None=None, # None: DDPM over all steps; k: DDIM on k steps
+              seed:int|torch.Generator|None=None, quantiles:tuple=(0.05, 0.95), batch_size:int=512,
+              return_samples:bool=False, disable:bool|None=None,
+             ) -> Translation:
+    "Sample Y given X with p(Y | X): mean, bands (and samples) in Y's units."
+    return self._translate('y', X, n_samples, nfe, seed, quantiles, batch_size, return_samples, disable)
+
+# %% ../nbs/14_paired.ipynb #b44be899
+@patch
+def predict_x(self:PairedDiffusion,
+              Y, # (N, L, C_Y) windows of Y in your units
+              n_samples:int=1, nfe:int|None=None, seed:int|torch.Generator|None=None, quantiles:tuple=(0.05, 0.95),
+              batch_size:int=512, return_samples:bool=False, disable:bool|None=None,
+             ) -> Translation:
+    "Sample X given Y with p(X | Y): mean, bands (and samples) in X's units."
+    return self._translate('x', Y, n_samples, nfe, seed, quantiles, batch_size, return_samples, disable)
+
+# %% ../nbs/14_paired.ipynb #43997121
+@patch
+def encode(self:PairedDiffusion,
+           data, # (N, L, C) windows of one modality, in your units
+           modality:str='x', # 'x' or 'y': which encoder (h_X or h_Y)
+           step:int|None=None, # diffusion step i at which to read the latents (default: 5 % of the steps)
+           pool:str|None='mean', # 'mean' over time -> (N, d_Z); None -> (N, L, d_Z)
+           seed:int|None=0, # noise of the forward process at that step
+          ) -> np.ndarray:
+    "Encoder latents Z = h(data_i, i) for probes and plots."
+    with torch.no_grad(): return self._encode(data, modality, step, pool, seed)
+
+@patch
+def _encode(self:PairedDiffusion, data, modality, step, pool, seed):
+    self._check_fitted()
+    if modality not in ('x', 'y'): raise ValueError(f"modality must be 'x' or 'y', got {modality!r}.")
+    den = self.model_.den_x if modality == 'x' else self.model_.den_y
+    if den is None: raise ValueError(f"This model has no {modality} encoder (trained directions: {self.config['directions']}).")
+    (L, cx), cy = self.shape_
+    data = check_series(data, modality.upper(), channels=cx if modality == 'x' else cy)
+    sch = self.schedule
+    i = torch.full((len(data),), max(0, int(0.05 * sch.n_steps)) if step is None else int(step), dtype=torch.long)
+    if not 0 <= int(i[0]) < sch.n_steps: raise ValueError(f"step must be in [0, {sch.n_steps - 1}], got {step}.")
+    x0 = torch.as_tensor((self.x_scaler if modality == 'x' else self.y_scaler).transform(data), dtype=torch.float32)
+    g = make_generator(seed, 'cpu')
+    xt = sch.q_sample(x0, i, torch.randn(x0.shape, generator=g)).to(self.device)
+    z = den.encode(xt, ddpm_time(i, sch.n_steps).to(self.device))[0]
+    return (z.mean(1) if pool == 'mean' else z).float().cpu().numpy()
+
+# %% ../nbs/14_paired.ipynb #6bec540c
+@patch
+def fit_history(self:PairedDiffusion) -> 'pd.DataFrame':
+    "One row per training step: loss, both MSEs, alignment parts, lambda and the diagnostics (gradient ratios every diag_every steps, NaN between)."
+    import pandas as pd
+    self._check_fitted()
+    df = pd.DataFrame(self.parts_, index=pd.RangeIndex(1, len(self.parts_) + 1, name='step'))
+    if len(self.history_) == len(df): df.insert(0, 'loss', self.history_)
+    return df
+
+# %% ../nbs/14_paired.ipynb #2f7240da
+@patch
+def _state(self:PairedDiffusion) -> dict:
+    "What the pair's file holds besides format, kind, config and weights: shapes, both scalers, history, diagnostics, column names."
+    return {'shape': [list(self.shape_[0]), self.shape_[1]], 'x_scaler': self.x_scaler.to_dict(), 'y_scaler': self.y_scaler.to_dict(),
+            'history': torch.tensor(self.history_, dtype=torch.float64), **_parts_state(self.parts_),
+            'columns': [list(c) for c in self.columns_] if self.columns_ else []}
+
+@patch(cls_method=True)
+def _from_config(cls:PairedDiffusion, config:dict, **runtime):
+    c = dict(config)
+    keys = ('align', 'preset', 'lam', 'terms', 'window', 'stride', 'tau', 'directions', 'align_scale', 'cov_norm', 'center', 'embed', 'grad_share', 'diag_every')
+    legacy = dict(align_scale=1., cov_norm=None, center=False, embed='flat', grad_share=0.1, diag_every=10)  # files written before issue 18
+    return cls(**{k: c.pop(k, legacy.get(k)) for k in keys}, **c, **runtime)
+
+@patch
+def _restore(self:PairedDiffusion, state:dict):
+    self.shape_ = (tuple(state['shape'][0]), int(state['shape'][1]))
+    self.x_scaler, self.y_scaler = MinMaxScaler.from_dict(state['x_scaler']), MinMaxScaler.from_dict(state['y_scaler'])
+    self.history_ = state['history'].tolist()
+    self.parts_ = _parts_from(state)
+    self.columns_ = tuple(state['columns']) if state.get('columns') else None
 
 # %% ../nbs/14_paired.ipynb #08ec3116
 def translate_series(model:PairedDiffusion, # a fitted pair
@@ -424,7 +453,6 @@ def translate_series(model:PairedDiffusion, # a fitted pair
                      disable:bool|None=None,
                     ) -> Translation:
     "Translate a recording of any length >= L: overlapping windows, predictions averaged where they overlap."
-    from tsbridge_lambda.conditional import window_positions
     if to not in ('x', 'y'): raise ValueError(f"to must be 'x' or 'y', got {to!r}.")
     model._check_fitted()
     x = check_series(np.asarray(x)[None], 'the recording', channels=model.shape_[0][1] if to == 'y' else model.shape_[1])[0]
