@@ -37,12 +37,12 @@ SECTIONS = [
     ("Diffusion bridges", [r"^01[a-z]?_", r"^02[a-z]?_", r"^03[a-z]?_", r"^05[a-z]?_"]),
     ("Denoiser and training", [r"^06[a-z]?_", r"^07[a-z]?_", r"^08[a-z]?_"]),
     ("TimeBridge", [r"^09[a-z]?_", r"^10[a-z]?_(?!.*(paired|lambda))"]),
-    ("LAMBDA", [r"^1\d[a-z]?_.*(paired|lambda)"]),
+    ("LAMBDA", [r"^1\d[a-z]?_(?!experiments).*(paired|lambda)"]),
     ("Metrics", [r"^1\d[a-z]?_.*(ts2vec|metric)"]),
     ("Performance", [r"^1\d[a-z]?_.*bench"]),
     ("Data and command line", [r"^04[a-z]?_", r"^99[a-z]?_", r"^00[a-z]?_"]),
     ("Tutorials", [r"^tutorials/"]),
-    ("Experiments", [r"^1\d[a-z]?_experiments$", r"^experiments/results$", r"^experiments/"]),
+    ("Experiments", [r"^1\d[a-z]?_experiments(_[a-z]+)?$", r"^experiments/results$", r"^experiments/"]),
 ]
 OTHER = "More"
 ASSET_EXTS = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".pdf", ".csv", ".txt"}
