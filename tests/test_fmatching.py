@@ -1,5 +1,5 @@
 """F-matching (TimeBridge Table 16's ablation) as `TimeBridge(parameterization='fmatching')`: bit for bit the subclass
-the ablation built before issue 19 (`experiments.fmatching_class`, copied here verbatim as the reference), and saveable."""
+the ablation built before issue 19 (`experiments.fmatching_class`, its arithmetic restated here as the reference), and saveable."""
 import numpy as np, pytest, torch
 from tsbridge_lambda.timebridge import TimeBridge
 from tsbridge_lambda.data import load_dataset
@@ -16,16 +16,14 @@ def _old_coeffs(bridge, t, sigma_data):
 
 
 class OldFMatching(TimeBridge):
-    "experiments.fmatching_class() before issue 19, verbatim (but for its name and the coefficient function's)."
+    """The subclass `experiments.fmatching_class()` returned before issue 19 (kind 'timebridge_fmatching', not saveable), with
+    its D written from the coefficients directly (CPU; the verbatim copy passed these tests in commit a3ee7ec)."""
     _kind = 'timebridge_fmatching'
     def _denoiser(self, net):
-        cond, bridge, sd = self.config['condition_on_prior'], self.bridge, self.config['sigma_data']
         def D(x_t, t, x_T):
-            t = torch.as_tensor(t, device=x_t.device).reshape(-1)
-            c_skip, c_out, c_in = (k.to(x_t.dtype).reshape(-1, 1, 1) for k in _old_coeffs(bridge, t.cpu(), sd))
-            c_skip, c_out, c_in = (k.to(x_t.device) for k in (c_skip, c_out, c_in))
-            t = t.expand(len(x_t)) if len(t) == 1 else t
-            return c_skip * x_t + c_out * net(c_in * x_t, t, cond=x_T if cond else None)
+            t = torch.as_tensor(t).reshape(-1).expand(len(x_t))
+            c_skip, c_out, c_in = (k.to(x_t.dtype)[:, None, None] for k in _old_coeffs(self.bridge, t, self.config['sigma_data']))
+            return c_skip * x_t + c_out * net(c_in * x_t, t, cond=x_T)     # condition_on_prior=True throughout
         return D
 
 
