@@ -15,7 +15,7 @@ from .experiments_lambda import subsample
 
 # %% auto #0
 __all__ = ['PRESETS', 'METHODS', 'METRIC_NAMES', 'PAPER_SCALES', 'train_windows', 'model_preset', 'make_model', 'generate',
-           'score', 'pool', 'samples_figure', 'fmatching_coeffs', 'fmatching_class']
+           'score', 'pool', 'samples_figure', 'fmatching_class', 'fmatching_coeffs']
 
 # %% ../nbs/16b_experiments_timebridge.ipynb #d7ef72a6
 PRESETS = {
@@ -67,7 +67,7 @@ def make_model(method:str, # a key of METHODS
                dataset:str, # the dataset (picks the training preset)
                s:dict, # settings
                seed:int=0, # weights and training seed
-               cls=None, # a TimeBridge subclass to build instead (ablations)
+               cls=None, # a TimeBridge subclass or constructor to build instead
                **config, # other estimator settings (task, trend, schedule, lambda_f, ...)
               ):
     "An unfitted estimator for one row of a table."
@@ -139,28 +139,13 @@ def samples_figure(real, # real windows (N, L, C)
     return fig
 
 # %% ../nbs/16b_experiments_timebridge.ipynb #0e9651e2
-def fmatching_coeffs(bridge, # a VPBridge
-                     t:torch.Tensor, # times
-                     sigma_data:float, # sigma_d
-                    ) -> tuple:
-    "(c_skip, c_out, c_in) of the F-matching parameterisation, float64, shaped like t."
-    a, b, c = bridge.coeffs(torch.as_tensor(t, dtype=torch.float64))
-    sd2 = sigma_data**2
-    var = (a**2 + b**2) * sd2 + c
-    return b * sd2 / var, (sd2 * (a**2 * sd2 + c) / var).sqrt(), var.rsqrt()
+import warnings
+from functools import partial
+from .loss import fmatching_coeffs
+_all_ = ['fmatching_coeffs']   # moved to `loss` (issue 19); still importable from here and from `experiments`
 
 def fmatching_class():
-    "A TimeBridge whose network predicts F (see above) instead of x_0; for the ablation only (not saveable)."
-    from tsbridge_lambda.timebridge import TimeBridge
-    class FMatchingTimeBridge(TimeBridge):
-        _kind = 'timebridge_fmatching'
-        def _denoiser(self, net):
-            cond, bridge, sd = self.config['condition_on_prior'], self.bridge, self.config['sigma_data']
-            def D(x_t, t, x_T):
-                t = torch.as_tensor(t, device=x_t.device).reshape(-1)
-                c_skip, c_out, c_in = (k.to(x_t.dtype).reshape(-1, 1, 1) for k in fmatching_coeffs(bridge, t.cpu(), sd))
-                c_skip, c_out, c_in = (k.to(x_t.device) for k in (c_skip, c_out, c_in))
-                t = t.expand(len(x_t)) if len(t) == 1 else t
-                return c_skip * x_t + c_out * net(c_in * x_t, t, cond=x_T if cond else None)
-            return D
-    return FMatchingTimeBridge
+    "Deprecated: `partial(TimeBridge, parameterization='fmatching')`; pass `parameterization='fmatching'` to `TimeBridge` or `make_model`."
+    warnings.warn("fmatching_class() is deprecated: use TimeBridge(parameterization='fmatching'), "
+                  "e.g. make_model(..., parameterization='fmatching').", DeprecationWarning, stacklevel=2)
+    return partial(TimeBridge, parameterization='fmatching')

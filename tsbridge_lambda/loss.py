@@ -10,7 +10,7 @@ from .bridge import VPBridge, _per_sample
 from .schedules import VPSchedule, DDPMSchedule
 
 # %% auto #0
-__all__ = ['WEIGHTINGS', 'bridge_weight', 'reconstruction_loss', 'dmatching_loss', 'ddpm_time', 'ddpm_loss']
+__all__ = ['WEIGHTINGS', 'bridge_weight', 'fmatching_coeffs', 'reconstruction_loss', 'dmatching_loss', 'ddpm_time', 'ddpm_loss']
 
 # %% ../nbs/07_loss.ipynb #567b9181
 WEIGHTINGS = ('bridge', 'edm', 'none')
@@ -30,6 +30,17 @@ def bridge_weight(bridge:VPBridge, # the bridge
         return (s2 + sd2) / (s2 * sd2)
     a, b, c = bridge.coeffs(t)
     return (a**2 * sd2 + b**2 * sd2 + c) / (a**2 * sd2**2 + sd2 * c)
+
+# %% ../nbs/07_loss.ipynb #8a7a5ffa
+def fmatching_coeffs(bridge:VPBridge, # the bridge
+                     t:torch.Tensor, # times
+                     sigma_data:float, # sigma_d
+                    ) -> tuple:
+    "(c_skip, c_out, c_in) of the F-matching parameterisation, float64, shaped like t."
+    a, b, c = bridge.coeffs(torch.as_tensor(t, dtype=torch.float64))
+    sd2 = sigma_data**2
+    var = (a**2 + b**2) * sd2 + c
+    return b * sd2 / var, (sd2 * (a**2 * sd2 + c) / var).sqrt(), var.rsqrt()
 
 # %% ../nbs/07_loss.ipynb #91500245
 def _err(a, b, kind):

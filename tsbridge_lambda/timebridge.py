@@ -13,7 +13,7 @@ from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim
 from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
 from .backbone import make_backbone, zero_output_, BACKBONE_PRESETS, TRAIN_PRESETS
-from .loss import dmatching_loss, ddpm_loss, ddpm_time
+from .loss import dmatching_loss, ddpm_loss, ddpm_time, fmatching_coeffs
 from .data import trend, random_mask, geometric_mask, TREND_KINDS
 from .priors import spline_fill
 from .estimator import Estimator, _Estimator   # the shared plumbing (08a_estimator); `_Estimator`: its name before issue 19
@@ -36,7 +36,7 @@ def preset_settings(preset:str) -> dict:
 # %% ../nbs/09_timebridge.ipynb #88f4729d
 MODEL_FORMAT = FILE_KINDS['timebridge'].format          # 'tsbridge_lambda.model/1', GaussianDiffusion's too
 PRIORS = ('gp', 'data', 'gaussian')
-PARAMETERIZATIONS = ('x0', 'residual')
+PARAMETERIZATIONS = ('x0', 'residual', 'fmatching')
 TASKS = ('unconditional', 'trend', 'impute')
 
 class TimeBridge(Estimator):
@@ -52,7 +52,7 @@ class TimeBridge(Estimator):
                  **config, # overrides: trend ('linear'|'poly'|'butter'), mask ('random'|'geometric'), missing_ratio (a
                            # ratio or a (low, high) range drawn per batch), mean_missing_run; steps, batch_size, accumulate (micro-batches per step), patience, lr, warmup, beta_min, beta_d, sigma_data, eta, length_scale,
                            # weighting ('bridge'|'edm'|'none'), loss ('l1'|'l2'), lambda_f, sample_steps, churn, sample_rho, clip_denoised ('auto': 1, none for impute),
-                           # condition_on_prior, parameterization ('x0'|'residual'; default 'residual' for trend and impute),
+                           # condition_on_prior, parameterization ('x0'|'residual'|'fmatching'; default 'residual' for trend and impute),
                            # condition_on_mask and hold_observed (impute; default True), schedule ('vp'|'ve'), backbone (dict), seed, device, checkpoint_every;
                            # precision ('fp32'|'bf16') and compile (bool): how this machine runs the network, not saved
                 ):
@@ -80,6 +80,8 @@ class TimeBridge(Estimator):
         if c['parameterization'] is None: c['parameterization'] = 'x0' if task == 'unconditional' else 'residual'
         if c['parameterization'] not in PARAMETERIZATIONS:
             raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {c['parameterization']!r}.")
+        if c['parameterization'] == 'fmatching' and task == 'impute':   # its network has no observation-mask input
+            raise ValueError("parameterization='fmatching' cannot be used with task='impute'; use parameterization='residual' (the default for impute) or 'x0'.")
         for k in ('condition_on_mask', 'hold_observed'):
             if c[k] is None: c[k] = task == 'impute'
             if c[k] and task != 'impute': raise ValueError(f"{k}=True needs task='impute' (there is no observation mask otherwise).")
@@ -137,10 +139,21 @@ def _draw_mask(self:TimeBridge, shape, generator):
     if c['mask'] == 'random': return random_mask(shape, r, seed + 1)
     return geometric_mask(shape, min(r, c['mean_missing_run'] / (1 + c['mean_missing_run'])), c['mean_missing_run'], seed + 1)
 
+def _fmatching_denoiser(net, bridge, sigma_data, cond):
+    "D = c_skip x_t + c_out F(c_in x_t, t, x_T) with `loss.fmatching_coeffs`: the network predicts F, not x_0 (no mask input)."
+    def D(x_t, t, x_T, observed=None):
+        t = torch.as_tensor(t, device=x_t.device).reshape(-1)
+        c_skip, c_out, c_in = (k.to(x_t.dtype).reshape(-1, 1, 1) for k in fmatching_coeffs(bridge, t.cpu(), sigma_data))
+        c_skip, c_out, c_in = (k.to(x_t.device) for k in (c_skip, c_out, c_in))
+        t = t.expand(len(x_t)) if len(t) == 1 else t
+        return c_skip * x_t + c_out * net(c_in * x_t, t, cond=x_T if cond else None)
+    return D
+
 @patch
 def _denoiser(self:TimeBridge, net):
     "D(x_t, t, x_T, observed=None) -> estimate of x_0: the network's inputs and skip path as configured (see above)."
     c = self.config
+    if c['parameterization'] == 'fmatching': return _fmatching_denoiser(net, self.bridge, c['sigma_data'], c['condition_on_prior'])
     prior, mask, residual = c['condition_on_prior'], c['condition_on_mask'], c['parameterization'] == 'residual'
     def D(x_t, t, x_T, observed=None):
         parts = ([x_T] if prior else []) + ([observed.to(x_t.dtype)] if mask else [])
