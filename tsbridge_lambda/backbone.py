@@ -11,10 +11,9 @@ from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['EXPLICIT_ATTENTION_MAX', 'BACKBONE_PRESETS', 'TRAIN_PRESETS', 'sinusoid_frequencies', 'timestep_features',
-           'TimeEmbedding', 'AdaLayerNorm', 'attend', 'Attention', 'EncoderBlock', 'poly_basis', 'TrendBlock',
-           'FourierSeason', 'AlongTime', 'DecoderBlock', 'Decomposition', 'DiffusionTS', 'zero_output_',
-           'make_backbone']
+__all__ = ['EXPLICIT_ATTENTION_MAX', 'sinusoid_frequencies', 'timestep_features', 'TimeEmbedding', 'AdaLayerNorm', 'attend',
+           'Attention', 'EncoderBlock', 'poly_basis', 'TrendBlock', 'FourierSeason', 'AlongTime', 'DecoderBlock',
+           'Decomposition', 'DiffusionTS', 'zero_output_', 'make_backbone', 'BACKBONE_PRESETS', 'TRAIN_PRESETS']
 
 # %% ../nbs/06_backbone.ipynb #ff8783a7
 def sinusoid_frequencies(dim:int, # number of features; there are dim // 2 frequencies
@@ -345,27 +344,9 @@ def zero_output_(net:DiffusionTS, # the network to change in place
 
 
 # %% ../nbs/06_backbone.ipynb #8fb6db79
-BACKBONE_PRESETS = { # network sizes per dataset (SPEC §6; Diffusion-TS / TimeBridge configs), L = 24, 4 heads
-    'tiny':   dict(n_layer_enc=1, n_layer_dec=1, d_model=16, n_heads=2),
-    'sines':  dict(n_layer_enc=1, n_layer_dec=2, d_model=64, n_heads=4, kernel_size=1, padding=0),
-    'stocks': dict(n_layer_enc=2, n_layer_dec=2, d_model=64, n_heads=4, kernel_size=1, padding=0),
-    'etth':   dict(n_layer_enc=3, n_layer_dec=2, d_model=64, n_heads=4, kernel_size=1, padding=0),
-    'mujoco': dict(n_layer_enc=3, n_layer_dec=2, d_model=64, n_heads=4, kernel_size=1, padding=0),
-    'energy': dict(n_layer_enc=4, n_layer_dec=3, d_model=96, n_heads=4, kernel_size=1, padding=0),
-    'fmri':   dict(n_layer_enc=4, n_layer_dec=4, d_model=96, n_heads=4, kernel_size=5, padding=2),
-}
-
-TRAIN_PRESETS = { # per dataset: batch size, optimiser steps, micro-batches per step and plateau patience (SPEC §6). Every
-                  # reference config (TimeBridge repo, Config/<name>.yaml) sets gradient_accumulate_every: 2, so one step
-                  # sees 2 x batch_size windows; patience is its ReduceLROnPlateauWithWarmup patience in steps
-    'tiny':   dict(batch_size=16, steps=20, accumulate=1, patience=2000),
-    'sines':  dict(batch_size=128, steps=12000, accumulate=2, patience=3000),   # Diffusion-TS/TimeBridge Config/sines.yaml
-    'stocks': dict(batch_size=64, steps=10000, accumulate=2, patience=2000),    # Config/stocks.yaml
-    'etth':   dict(batch_size=128, steps=18000, accumulate=2, patience=4000),   # Config/etth.yaml
-    'mujoco': dict(batch_size=128, steps=14000, accumulate=2, patience=3000),   # Config/mujoco.yaml
-    'energy': dict(batch_size=64, steps=25000, accumulate=2, patience=5000),    # Config/energy.yaml
-    'fmri':   dict(batch_size=64, steps=15000, accumulate=2, patience=3000),    # Config/fmri.yaml
-}
+# network and training sizes per dataset (SPEC §6): views of `presets.DATASET_PRESETS`, exported from here as before
+from .presets import BACKBONE_PRESETS, TRAIN_PRESETS
+_all_ = ['BACKBONE_PRESETS', 'TRAIN_PRESETS']
 
 def make_backbone(preset:str, # a key of `BACKBONE_PRESETS`
                   n_channels:int, # C of the data

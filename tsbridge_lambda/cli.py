@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from .core import make_generator, atomic_write, savefig, read_model_file
 from .schedules import VPSchedule, VP_PRESETS
+from .presets import dataset_preset
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, gaussian_denoiser
 from .train import TrainingInterrupted, is_main_process
@@ -443,7 +444,7 @@ def _run_quickstart(args) -> int:
 def _run_fit(args) -> int:
     "`tsbl fit`: windows from a dataset or a CSV, a fitted model, one model file (rank 0 writes and prints)."
     X = load_windows(args.data, args.seq_len, args.data_dir, _columns(args.columns))
-    preset = args.preset or (args.data if args.data in DATASETS and args.data in VP_PRESETS else 'sines')
+    preset = args.preset or dataset_preset(args.data if args.data in DATASETS else None)   # a CSV file has no dataset name
     kw = dict(preset=preset, steps=args.steps, batch_size=args.batch_size, accumulate=args.accumulate, seed=args.seed, device=args.device,
               precision=args.precision)
     est = (TimeBridge(prior=args.prior, task=args.task, mask=args.mask, **kw) if args.estimator == 'timebridge'

@@ -70,7 +70,7 @@ def notebook_path(name:str # an experiment name (see `list_experiments`) or a pa
 # %% ../nbs/16_experiments.ipynb #74feda33
 SETTING_NOTES = {**_TIMEBRIDGE_NOTES, **_LAMBDA_NOTES}   # what each knob means, printed under every table
 
-def settings(preset:str='quick', # 'quick', 'medium' (TimeBridge only) or 'paper'
+def settings(preset:str='quick', # a scale (`presets.SCALES`): 'tiny' (TimeBridge only), 'quick', 'medium' or 'paper'
              paper:str='timebridge', # whose presets: 'timebridge' (PRESETS, experiments_timebridge) or 'lambda' (LAMBDA_PRESETS, experiments_lambda)
              **overrides, # any key of that preset; None keeps the preset's value
             ) -> dict:

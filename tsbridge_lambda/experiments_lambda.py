@@ -56,23 +56,9 @@ def model_file(folder, # a run's cache folder
     return Path(folder) / f"{_slug(name)}-{h.hexdigest()[:12]}.model.pt"
 
 # %% ../nbs/16a_experiments_lambda.ipynb #67aa1ba0
-LAMBDA_PRESETS = {
-    'quick': dict(net='tiny', steps=300, batch_size=32, seq_len=64, split=(0.7, 0.3), n_trajectories=200, max_test=32, n_samples=4,
-                  nfe=20, fid_iters=50, pred_iters=200, seeds=(0,), device='cpu', torch_threads=1, checkpoint_every=None, decoder_input=None),
-    'medium': dict(net='quick', steps=3000, batch_size=64, seq_len=64, split=(0.7, 0.3), n_trajectories=1000, max_test=None, n_samples=8,
-                   nfe=50, fid_iters=200, pred_iters=2000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None,
-                   checkpoint_every=250, decoder_input=None),
-    'paper': dict(net='paper', steps=None, batch_size=None, seq_len=128, split=(0.8, 0.1, 0.1), n_trajectories=1000, max_test=None,
-                  n_samples=10, nfe=None, fid_iters=None, pred_iters=5000, seeds=(0, 1, 2, 3, 4), device=None, torch_threads=None,
-                  checkpoint_every=None, decoder_input=None),
-}
-_LAMBDA_NOTES = {   # what each LAMBDA knob means (`experiments.SETTING_NOTES` holds them with the TimeBridge ones)
-    'net': "PairedDiffusion preset: network, diffusion steps, default steps and batch", 'seq_len': 'window length L',
-    'split': 'fractions of subjects (gait) or trajectories held out: (train, test) or (train, val, test)',
-    'n_trajectories': 'simulated trajectories of Lorenz and the pendulum', 'n_samples': 'conditional samples per test window (their mean is the prediction)',
-    'nfe': 'DDIM network evaluations (None: the full DDPM chain)',
-    'decoder_input': "where each denoiser's decoder starts: None or 'embedding' (Diffusion-TS: the input embedding of x_t), 'latent' (the aligned Z)",
-    'seeds': 'training seeds: every method is trained once per seed, and compared with the baseline seed by seed'}
+from .presets import RUN_PRESETS, RUN_NOTES
+LAMBDA_PRESETS = RUN_PRESETS['lambda']           # quick, medium, paper (`presets`: the scale table)
+_LAMBDA_NOTES = RUN_NOTES['lambda']              # what each LAMBDA knob means (`experiments.SETTING_NOTES` holds them with the TimeBridge ones)
 
 # %% ../nbs/16a_experiments_lambda.ipynb #33bc4098
 PAIRS = {'angles-moments': ('angles', 'moments'), 'angles-grf': ('angles', 'grf'), 'moments-grf': ('moments', 'grf')}

@@ -18,31 +18,9 @@ __all__ = ['PRESETS', 'METHODS', 'METRIC_NAMES', 'PAPER_SCALES', 'train_windows'
            'score', 'pool', 'samples_figure', 'fmatching_class', 'fmatching_coeffs']
 
 # %% ../nbs/16b_experiments_timebridge.ipynb #d7ef72a6
-PRESETS = {
-    'tiny': dict(steps=40, batch_size=16, accumulate=1, warmup=5, max_train=128, n_eval=64, sample_steps=4, baseline_nfe=5, repeats=2,
-                 fid_iters=5, disc_iters=10, pred_iters=10, n_generated=128, impute_samples=2, max_test=8,
-                 backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=16, n_heads=2), device='cpu', torch_threads=1, checkpoint_every=10),
-    'quick': dict(steps=300, batch_size=32, accumulate=1, warmup=30, max_train=2000, n_eval=256, sample_steps=10, baseline_nfe=29, repeats=2, fid_iters=50,
-                  disc_iters=200, pred_iters=200, n_generated=10000, impute_samples=5, max_test=128,
-                  backbone=dict(n_layer_enc=1, n_layer_dec=1, d_model=32, n_heads=4), device='cpu', torch_threads=1, checkpoint_every=None),
-    'medium': dict(steps=5000, batch_size=None, accumulate=1, warmup=500, max_train=None, n_eval=1000, sample_steps=20, baseline_nfe=59, repeats=2, fid_iters=None,   # CPU hours
-                   disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=5, max_test=256, backbone=None, device='cpu', torch_threads=None,
-                   checkpoint_every=None),
-    'paper': dict(steps=None, batch_size=None, accumulate=None, warmup=None, max_train=None, n_eval=None, sample_steps=40, baseline_nfe=None, repeats=5, fid_iters=None,
-                  disc_iters=2000, pred_iters=5000, n_generated=10000, impute_samples=100, max_test=None,
-                  backbone=None, device=None, torch_threads=None, checkpoint_every=None),
-}
-_TIMEBRIDGE_NOTES = {   # what each knob means (`experiments.SETTING_NOTES` holds them with LAMBDA's)
-    'steps': "optimiser steps (None: the dataset's training preset)", 'accumulate': "micro-batches per optimiser step (None: the preset's, 2 as in the reference configs)",
-    'checkpoint_every': 'training steps between checkpoints of a model (None: 1000)', 'warmup': 'learning-rate warm-up steps (None: 500)', 'batch_size': "windows per step (None: the preset's)",
-    'max_train': 'training windows drawn at random (None: all)', 'n_eval': 'real and generated windows scored (None: all)',
-    'sample_steps': 'Heun steps (NFE = 3 steps - 1)',
-    'baseline_nfe': 'network evaluations of the Gaussian baseline (DDIM; None: its 500-step DDPM chain)', 'repeats': 'seeded repeats of every metric',
-    'fid_iters': 'TS2Vec iterations of Context-FID (None: 200 / 600 by size)', 'disc_iters': 'discriminative GRU iterations',
-    'pred_iters': 'predictive GRU iterations', 'n_generated': 'windows of the generated datasets (sines, mujoco)',
-    'impute_samples': 'imputations per series (median scored)', 'max_test': 'test series imputed (None: all)',
-    'backbone': "network override (None: the dataset's preset)", 'device': 'None: CUDA when present',
-    'torch_threads': "CPU threads (quick: 1, the machine is shared; None: torch's default)"}
+from .presets import RUN_PRESETS, RUN_NOTES, dataset_preset
+PRESETS = RUN_PRESETS['timebridge']              # tiny, quick, medium, paper (`presets`: the scale table)
+_TIMEBRIDGE_NOTES = RUN_NOTES['timebridge']      # what each knob means (`experiments.SETTING_NOTES` holds them with LAMBDA's)
 
 # %% ../nbs/16b_experiments_timebridge.ipynb #aaa3c12b
 def train_windows(dataset:str, # a benchmark name of `load_dataset`
@@ -59,8 +37,8 @@ def train_windows(dataset:str, # a benchmark name of `load_dataset`
 METHODS = {'TimeBridge': 'data', 'TimeBridge-GP': 'gp', 'Gaussian (Diffusion-TS)': None}
 
 def model_preset(dataset:str) -> str:
-    "The training preset of a dataset (sines for anything else, e.g. a trend or imputation variant)."
-    return dataset if dataset in TRAIN_PRESETS else 'sines'
+    "The training preset of a dataset (sines for anything else, e.g. a trend or imputation variant): `presets.dataset_preset`."
+    return dataset_preset(dataset)
 
 # %% ../nbs/16b_experiments_timebridge.ipynb #96171e6f
 def make_model(method:str, # a key of METHODS

@@ -24,9 +24,8 @@ from fastcore.basics import patch
 _all_ = ['Translation']
 
 # %% auto #0
-__all__ = ['DECODER_INPUTS', 'PAIRED_PRESETS', 'PAIRED_FORMAT', 'DIRECTIONS', 'ConditionalDenoiser', 'PairedNet',
-           'encoder_parameters', 'paired_loss', 'PairedDiffusion', 'translate_series', 'fit_history_figure',
-           'Translation']
+__all__ = ['DECODER_INPUTS', 'PAIRED_FORMAT', 'DIRECTIONS', 'ConditionalDenoiser', 'PairedNet', 'encoder_parameters',
+           'paired_loss', 'PairedDiffusion', 'translate_series', 'fit_history_figure', 'Translation', 'PAIRED_PRESETS']
 
 # %% ../nbs/14_paired.ipynb #9255d157
 DECODER_INPUTS = ('embedding', 'latent')
@@ -150,11 +149,8 @@ def paired_loss(net:PairedNet, # the pair
     return loss
 
 # %% ../nbs/14_paired.ipynb #6d6b05bb
-PAIRED_PRESETS = {
-    'tiny':  dict(net=dict(BACKBONE_PRESETS['tiny']), n_steps=50, steps=200, batch_size=32, lr=1e-3, warmup=20),
-    'quick': dict(net=dict(n_layer_enc=2, n_layer_dec=1, d_model=32, n_heads=4), n_steps=100, steps=1500, batch_size=64, lr=1e-3, warmup=100),
-    'paper': dict(net=dict(n_layer_enc=3, n_layer_dec=2, d_model=64, n_heads=4), n_steps=200, steps=20000, batch_size=64, lr=8e-4, warmup=500),
-}
+from .presets import PAIRED_PRESETS   # 'tiny', 'quick', 'paper', defined with every other preset
+_all_ = ['PAIRED_PRESETS']
 PAIRED_FORMAT = FILE_KINDS['paired_diffusion'].format   # 'tsbridge_lambda.paired/1'
 DIRECTIONS = ('x|y', 'y|x')
 

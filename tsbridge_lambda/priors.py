@@ -11,8 +11,8 @@ from .core import check_series, randn
 from .data import trend
 
 # %% auto #0
-__all__ = ['GP_ETA', 'Prior', 'GaussianPrior', 'DataPrior', 'rbf_kernel', 'safe_cholesky', 'fit_length_scale', 'GPPrior',
-           'spline_fill', 'trend']
+__all__ = ['Prior', 'GaussianPrior', 'DataPrior', 'rbf_kernel', 'safe_cholesky', 'fit_length_scale', 'GPPrior', 'spline_fill',
+           'trend', 'GP_ETA']
 
 # %% ../nbs/05_priors.ipynb #4ca2b6af
 _all_ = ['trend']
@@ -69,7 +69,8 @@ class DataPrior(Prior):
         return self.mean.to(z.device) + self.std.to(z.device) * z
 
 # %% ../nbs/05_priors.ipynb #f75b6481
-GP_ETA = {'sines': 1., 'stocks': 0.3, 'etth': 0.5, 'mujoco': 0.1, 'energy': 1., 'fmri': 0.1}  # TimeBridge appendix (SPEC §2)
+from .presets import GP_ETA   # eta per dataset, TimeBridge appendix (SPEC §2): a view of the registry
+_all_ = ['GP_ETA']
 
 def rbf_kernel(L:int, # number of time steps
                length_scale:float, # ell, in time steps

@@ -9,7 +9,7 @@ import torch
 import numpy as np
 
 # %% auto #0
-__all__ = ['VP_PRESETS', 'VPSchedule', 'VESchedule', 'linear_betas', 'cosine_betas', 'DDPMSchedule']
+__all__ = ['VPSchedule', 'VESchedule', 'linear_betas', 'cosine_betas', 'DDPMSchedule', 'VP_PRESETS']
 
 # %% ../nbs/01_schedules.ipynb #108432b1
 def _t64(t):
@@ -55,9 +55,10 @@ class VPSchedule:
         return self.beta(t)
 
 # %% ../nbs/01_schedules.ipynb #29885e54
-VP_PRESETS = { # (beta_min, beta_d) from the TimeBridge appendix (SPEC §2)
-    'sines': (0.2, 10.), 'stocks': (0.2, 10.), 'etth': (0.2, 10.), 'mujoco': (0.1, 5.),
-    'energy': (0.2, 10.), 'fmri': (0.1, 2.), 'conditional': (0.1, 0.2)}
+# (beta_min, beta_d) from the TimeBridge appendix (SPEC §2), per dataset and for conditional tasks: a view of the registry
+# (`presets.DATASET_PRESETS`, `presets.CONDITIONAL_VP`), exported from here as before
+from .presets import VP_PRESETS
+_all_ = ['VP_PRESETS']
 
 # %% ../nbs/01_schedules.ipynb #c497d6fd
 class VESchedule:

@@ -19,19 +19,20 @@ from .priors import spline_fill
 from .estimator import Estimator, _Estimator   # the shared plumbing (08a_estimator); `_Estimator`: its name before issue 19
 
 # %% auto #0
-__all__ = ['SIGMA_DATA', 'MODEL_FORMAT', 'PRIORS', 'PARAMETERIZATIONS', 'TASKS', 'preset_settings', 'TimeBridge',
-           'GaussianDiffusion']
+__all__ = ['MODEL_FORMAT', 'PRIORS', 'PARAMETERIZATIONS', 'TASKS', 'preset_settings', 'TimeBridge', 'GaussianDiffusion',
+           'SIGMA_DATA']
 
 # %% ../nbs/09_timebridge.ipynb #8551f954
-SIGMA_DATA = {'sines': 0.5, 'stocks': 0.1, 'etth': 0.1, 'mujoco': 0.5, 'energy': 0.05, 'fmri': 0.5}
+from .presets import DATASET_PRESETS, SIGMA_DATA   # SIGMA_DATA: sigma_d per dataset, a view of the registry
+_all_ = ['SIGMA_DATA']
 
 def preset_settings(preset:str) -> dict:
-    "Schedule, loss, prior, network and training settings of a named preset."
-    if preset not in BACKBONE_PRESETS:
-        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(BACKBONE_PRESETS)}.")
-    beta_min, beta_d = VP_PRESETS.get(preset, VP_PRESETS['sines'])
-    return dict(beta_min=beta_min, beta_d=beta_d, sigma_data=SIGMA_DATA.get(preset, 0.5), eta=GP_ETA.get(preset, 1.),
-                **TRAIN_PRESETS[preset])
+    "Schedule, loss, prior, network and training settings of a named preset (a key of `presets.DATASET_PRESETS`)."
+    if preset not in DATASET_PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(DATASET_PRESETS)}.")
+    p = DATASET_PRESETS[preset]
+    beta_min, beta_d = p['vp']
+    return dict(beta_min=beta_min, beta_d=beta_d, sigma_data=p['sigma_data'], eta=p['gp_eta'], **p['train'])
 
 # %% ../nbs/09_timebridge.ipynb #88f4729d
 MODEL_FORMAT = FILE_KINDS['timebridge'].format          # 'tsbridge_lambda.model/1', GaussianDiffusion's too
