@@ -123,3 +123,28 @@ def test_process_notebook():
     assert len(out["cells"]) == 5 and not notes
     assert out["metadata"]["myst"]["html_meta"]["description"] == "The bridge."
     json.dumps(out)
+
+
+_spec_api = importlib.util.spec_from_file_location("check_api_docs", ROOT / "tools" / "check_api_docs.py")
+api = importlib.util.module_from_spec(_spec_api)
+_spec_api.loader.exec_module(api)
+
+
+def test_every_public_method_has_an_api_entry():
+    "tools/check_api_docs.py: each public method of the estimators and the trainer has its own show_doc cell."
+    problems = api.missing()
+    assert not problems, "\n".join(problems)
+
+
+def test_api_check_finds_gaps(tmp_path):
+    cell = lambda src, cid: {"cell_type": "code", "id": cid, "metadata": {}, "outputs": [], "source": src}
+    nb = {"cells": [cell("show_doc(Trainer.fit)", "a"), cell("show_doc(TimeBridge.fit)", "b"),
+                    cell("show_doc(Trainer.state_dict)\nshow_doc(Trainer.load_state_dict)", "c"),
+                    cell("show_doc(Trainer.current_lr)\ntest_eq(1, 1)", "d")],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "08_train.ipynb").write_text(json.dumps(nb))
+    text = "\n".join(api.missing(tmp_path))
+    assert "Trainer.fit " not in text and "Trainer.train_step (defined in Trainer)" in text
+    assert "show_doc(TimeBridge.fit, name='TimeBridge.fit')" in text      # inherited: needs its own name
+    assert "08_train.ipynb cell c: 2 show_doc call(s)" in text and "08_train.ipynb cell d: 1 show_doc call(s)" in text
+    assert "PairedDiffusion.sample" not in text                             # excluded, with its reason

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['EXPLICIT_ATTENTION_MAX', 'sinusoid_frequencies', 'timestep_features', 'TimeEmbedding', 'AdaLayerNorm', 'attend',
@@ -274,63 +275,70 @@ class DiffusionTS(nn.Module):
         self.combine_season = nn.Conv1d(d_model, n_channels, kernel_size, padding=padding, padding_mode='circular', bias=False)
         self.combine_level = nn.Linear(n_layer_dec, 1, bias=False)
 
-    def _check(self, x, t, cond):
-        if x.ndim != 3 or x.shape[1:] != (self.seq_len, self.n_channels):
-            raise ValueError(f"x must have shape (N, {self.seq_len}, {self.n_channels}) for this model, got {tuple(x.shape)}.")
-        if self.cond_channels and (cond is None or cond.shape != (x.shape[0], self.seq_len, self.cond_channels)):
-            got = None if cond is None else tuple(cond.shape)
-            raise ValueError(f"This model was built with cond_channels={self.cond_channels}: pass cond of shape "
-                             f"(N, {self.seq_len}, {self.cond_channels}), got {got}.")
-        if not self.cond_channels and cond is not None:
-            raise ValueError("cond was given but the model was built with cond_channels=0; build it with cond_channels=C_cond.")
-        t = torch.as_tensor(t, device=x.device)
-        if t.ndim == 0: t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],): raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}.")
-        return t
+# %% ../nbs/06_backbone.ipynb #d225cd62
+@patch
+def _check(self:DiffusionTS, x, t, cond):
+    if x.ndim != 3 or x.shape[1:] != (self.seq_len, self.n_channels):
+        raise ValueError(f"x must have shape (N, {self.seq_len}, {self.n_channels}) for this model, got {tuple(x.shape)}.")
+    if self.cond_channels and (cond is None or cond.shape != (x.shape[0], self.seq_len, self.cond_channels)):
+        got = None if cond is None else tuple(cond.shape)
+        raise ValueError(f"This model was built with cond_channels={self.cond_channels}: pass cond of shape "
+                         f"(N, {self.seq_len}, {self.cond_channels}), got {got}.")
+    if not self.cond_channels and cond is not None:
+        raise ValueError("cond was given but the model was built with cond_channels=0; build it with cond_channels=C_cond.")
+    t = torch.as_tensor(t, device=x.device)
+    if t.ndim == 0: t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0],): raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}.")
+    return t
 
-    def forward(self,
-                x:torch.Tensor, # (N, L, C) noisy series x_t
-                t:torch.Tensor|float, # (N,) diffusion times (or one scalar for all); embedded as t * t_scale
-                cond:torch.Tensor|None=None, # (N, L, cond_channels) condition, e.g. x_T; only with cond_channels > 0
-                return_parts:bool=False, # also return trend, season and residual (a `Decomposition`)
-               ) -> torch.Tensor|Decomposition:
-        "Estimate of x_0, of shape (N, L, C); with `return_parts` a `Decomposition` whose parts sum to it."
-        enc, emb, temb = self.encode(x, t, cond)
-        parts = self.decode(emb, enc, temb)
-        return parts if return_parts else parts.out
+@patch
+def forward(self:DiffusionTS,
+            x:torch.Tensor, # (N, L, C) noisy series x_t
+            t:torch.Tensor|float, # (N,) diffusion times (or one scalar for all); embedded as t * t_scale
+            cond:torch.Tensor|None=None, # (N, L, cond_channels) condition, e.g. x_T; only with cond_channels > 0
+            return_parts:bool=False, # also return trend, season and residual (a `Decomposition`)
+           ) -> torch.Tensor|Decomposition:
+    "Estimate of x_0, of shape (N, L, C); with `return_parts` a `Decomposition` whose parts sum to it."
+    enc, emb, temb = self.encode(x, t, cond)
+    parts = self.decode(emb, enc, temb)
+    return parts if return_parts else parts.out
 
-    def encode(self,
-               x:torch.Tensor, # (N, L, C) noisy series x_t
-               t:torch.Tensor|float, # (N,) diffusion times (or one scalar)
-               cond:torch.Tensor|None=None, # (N, L, cond_channels) condition, only with cond_channels > 0
-              ) -> tuple:
-        "The encoder: its output (N, L, d) (LAMBDA's latents Z), and the input and time embeddings the decoder reuses."
-        t = self._check(x, t, cond)
-        h = x if cond is None else torch.cat([x, cond.to(x.dtype)], -1)
-        emb = self.embed(h.transpose(1, 2)).transpose(1, 2).contiguous()   # contiguous: the residual stream keeps this layout
-        temb = F.silu(self.time_embed(t)).to(x.dtype)
-        enc = self.drop(emb + self.pos_enc)
-        for blk in self.encoder: enc = blk(enc, temb)
-        return enc, emb, temb
+# %% ../nbs/06_backbone.ipynb #a6b97838
+@patch
+def encode(self:DiffusionTS,
+           x:torch.Tensor, # (N, L, C) noisy series x_t
+           t:torch.Tensor|float, # (N,) diffusion times (or one scalar)
+           cond:torch.Tensor|None=None, # (N, L, cond_channels) condition, only with cond_channels > 0
+          ) -> tuple:
+    "The encoder: its output (N, L, d) (LAMBDA's latents Z), and the input and time embeddings the decoder reuses."
+    t = self._check(x, t, cond)
+    h = x if cond is None else torch.cat([x, cond.to(x.dtype)], -1)
+    emb = self.embed(h.transpose(1, 2)).transpose(1, 2).contiguous()   # contiguous: the residual stream keeps this layout
+    temb = F.silu(self.time_embed(t)).to(x.dtype)
+    enc = self.drop(emb + self.pos_enc)
+    for blk in self.encoder: enc = blk(enc, temb)
+    return enc, emb, temb
 
-    def decode(self,
-               emb:torch.Tensor, # (N, L, d) input embedding (the decoder starts from it plus its positions)
-               context:torch.Tensor, # (N, L_ctx, d) what the decoder's cross-attention reads (the encoder output)
-               temb:torch.Tensor, # (N, d) SiLU-activated time embedding
-              ) -> Decomposition:
-        "The decoder and the output heads: trend, season and residual of the estimate."
-        z = self.drop(emb + self.pos_dec)
-        trend, season, levels = 0., 0., []
-        for blk in self.decoder:
-            z, level, tr, se = blk(z, context, temb)
-            trend, season = trend + tr, season + se
-            levels.append(level)
-        res = self.inverse(z.transpose(1, 2)).transpose(1, 2)
-        res_mean = res.mean(1, keepdim=True)
-        trend = trend + self.combine_level(torch.cat(levels, 1).transpose(1, 2)).transpose(1, 2) + res_mean
-        season = self.combine_season(season.transpose(1, 2)).transpose(1, 2)
-        residual = res - res_mean
-        return Decomposition(trend + season + residual, trend, season, residual)
+# %% ../nbs/06_backbone.ipynb #32dc9077
+@patch
+def decode(self:DiffusionTS,
+           emb:torch.Tensor, # (N, L, d) input embedding (the decoder starts from it plus its positions)
+           context:torch.Tensor, # (N, L_ctx, d) what the decoder's cross-attention reads (the encoder output)
+           temb:torch.Tensor, # (N, d) SiLU-activated time embedding
+          ) -> Decomposition:
+    "The decoder and the output heads: trend, season and residual of the estimate."
+    z = self.drop(emb + self.pos_dec)
+    trend, season, levels = 0., 0., []
+    for blk in self.decoder:
+        z, level, tr, se = blk(z, context, temb)
+        trend, season = trend + tr, season + se
+        levels.append(level)
+    res = self.inverse(z.transpose(1, 2)).transpose(1, 2)
+    res_mean = res.mean(1, keepdim=True)
+    trend = trend + self.combine_level(torch.cat(levels, 1).transpose(1, 2)).transpose(1, 2) + res_mean
+    season = self.combine_season(season.transpose(1, 2)).transpose(1, 2)
+    residual = res - res_mean
+    return Decomposition(trend + season + residual, trend, season, residual)
 
 # %% ../nbs/06_backbone.ipynb #3c0f1a11
 def zero_output_(net:DiffusionTS, # the network to change in place

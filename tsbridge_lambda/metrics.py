@@ -373,6 +373,7 @@ def _fit_kwargs(kw:dict) -> dict:
     "The TS2Vec.fit arguments among context_fid's options."
     return {k: v for k, v in kw.items() if k in ('n_iters', 'batch_size', 'lr')}
 
+# %% ../nbs/12_metrics.ipynb #dfcb8f00
 def evaluate(real, # real windows (N, L, C), original units (scaled here, see `scale`)
              fake, # generated windows (M, L, C), same units; or a dict {name: windows} to score several sets
              metrics=tuple(METRICS), # names from METRICS
@@ -439,6 +440,7 @@ def evaluate(real, # real windows (N, L, C), original units (scaled here, see `s
     df.attrs.update(seed=seed, confidence=confidence, n_real=len(real_s), n_fake={k: len(f) for k, f in fakes.items()}, device=str(device))
     return df
 
+# %% ../nbs/12_metrics.ipynb #4140f9f3
 def summary(df:pd.DataFrame, # the output of `evaluate`
             digits:int=4, # decimals shown
            ) -> pd.Series:

@@ -238,7 +238,9 @@ class PairedDiffusion(Estimator):
             raise ValueError(f"This model was built for X windows {shape[0]} and Y with {shape[1]} channels, got X {X.shape[1:]} and Y {Y.shape[1:]}.")
         return X, Y
     @property
-    def schedule(self): return DDPMSchedule(self.config['betas'], self.config['n_steps'])
+    def schedule(self):
+        "The `DDPMSchedule` of the model's settings (`betas`, `n_steps`), shared by both directions."
+        return DDPMSchedule(self.config['betas'], self.config['n_steps'])
     @property
     def lambda_(self) -> float:
         "The alignment weight now (0 for align='none')."

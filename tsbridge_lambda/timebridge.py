@@ -98,6 +98,7 @@ class TimeBridge(Estimator):
     _legacy_config = dict(parameterization='x0', condition_on_mask=False, hold_observed=False)   # files saved before these settings
     @property
     def bridge(self):
+        "The `VPBridge` of the model's settings (VP or VE schedule, horizon `T`): the process it trains on and samples."
         c = self.config
         if c['schedule'] == 've': return VPBridge(VESchedule(), T=c['T'] or 1.)
         return VPBridge(VPSchedule(c['beta_min'], c['beta_d']), T=c['T'] or 1.)
@@ -261,7 +262,9 @@ class GaussianDiffusion(Estimator):
     def _defaults(): return dict(task='unconditional', trend='linear', n_steps=500, betas='cosine', loss='l1', lambda_f=None,
                                  clip_denoised=1., backbone=None, seed=0, device=None, lr=8e-4, warmup=500, checkpoint_every=1000)
     @property
-    def schedule(self): return DDPMSchedule(self.config['betas'], self.config['n_steps'])
+    def schedule(self):
+        "The `DDPMSchedule` of the model's settings (`betas`, `n_steps`): the chain it trains on and samples."
+        return DDPMSchedule(self.config['betas'], self.config['n_steps'])
     def _build(self, X_scaled):
         L, C = self.shape_
         self.net_ = self._network(C, L, cond_channels=C if self.config['task'] == 'trend' else 0)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 import torch.distributed as dist
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import get_device, make_generator, atomic_write, autocast, check_precision, read_model_file, check_model_state, FILE_KINDS
 
 # %% auto #0
@@ -174,181 +175,203 @@ class Trainer:
             ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
             self._rows = _RankRows(ddp, r * B // N, (r + 1) * B // N, B)
 
-    @property
-    def is_main(self) -> bool: return self.rank == 0
-
-    # -- schedule ------------------------------------------------------------------------------------------------
-    def current_lr(self) -> float: return self.opt.param_groups[0]['lr']
-    def _set_lr(self, lr):
-        for g in self.opt.param_groups: g['lr'] = lr
-    def _schedule(self):
-        hp, s = self.hp, self.sched
-        if self.step < hp['warmup']:
-            self._set_lr(hp['lr_start'] + (hp['lr'] - hp['lr_start']) * (self.step + 1) / hp['warmup']); return
-        if self.step == hp['warmup']: self._set_lr(s['base_lr'])
-        w = hp['plateau_window']
-        if (self.step + 1) % w == 0:
-            mean = sum(self.history[-w:]) / w
-            if mean < s['best'] * (1 - hp['plateau_threshold']): s['best'], s['bad'] = mean, 0
-            else: s['bad'] += w
-            if s['bad'] >= hp['patience']:
-                s['base_lr'] = max(s['base_lr'] * hp['plateau_factor'], hp['min_lr']); s['bad'] = 0
-                self._set_lr(s['base_lr'])
-
-    # -- data ----------------------------------------------------------------------------------------------------
-    def _batch(self):
-        if self._perm is None or self._pos + self.batch_size > len(self._perm):
-            self._perm, self._pos = torch.randperm(len(self.data), generator=self.generator, device=self.device), 0
-        idx = self._perm[self._pos:self._pos + self.batch_size]; self._pos += self.batch_size
-        return self.data[idx]
-
-    # -- one step ------------------------------------------------------------------------------------------------
-    def _loss(self):
-        "The loss to back-propagate and the global batch loss; with several ranks also whether any rank was signalled."
-        if not self.distributed:
-            with autocast(self.device, self.precision): loss = self.loss_fn(self.model, self._batch(), self.generator).float().mean()
-            return loss, float(loss.detach()), self._signal
-        rows = self._rows
-        with autocast(self.device, self.precision): losses = self.loss_fn(rows, self._batch(), self.generator)[rows.lo:rows.hi].float()
-        mine = torch.stack([losses.detach().sum().double(), torch.tensor(float(self._signal or 0), dtype=torch.float64, device=losses.device)])
-        parts = [torch.empty_like(mine) for _ in range(self.world_size)]
-        dist.all_gather(parts, mine)                                     # summed in rank order: the same float on every rank
-        total, signum = sum(float(p[0]) for p in parts), max(int(p[1]) for p in parts)
-        return losses.sum() * (self.world_size / self.batch_size), total / self.batch_size, signum or None
-
-    def train_step(self) -> float:
-        "One optimiser step on `accumulate` (global) batches, their gradients averaged; returns the mean batch loss."
-        self._in_step = True
-        self.model.train()
-        self.opt.zero_grad(set_to_none=True)
-        value, signum = 0., None
-        for _ in range(self.accumulate):                 # each micro-batch: its own rows, times, noise and prior draws
-            loss, v, sig = self._loss()
-            if not math.isfinite(v): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
-            (loss / self.accumulate).backward()
-            value, signum = value + v / self.accumulate, signum or sig
-        self._signal = signum or self._signal
-        if self.hp['grad_clip']:                       # a model may ask for separate clipping groups (LAMBDA's two denoisers)
-            groups = self.model.clip_groups() if hasattr(self.model, 'clip_groups') else [self.model.parameters()]
-            self.grad_norm = max(float(nn.utils.clip_grad_norm_(g, self.hp['grad_clip'])) for g in groups)
-        self.opt.step()
-        self.history.append(value)
-        self._schedule()
-        self.step += 1
-        if self.step % self.hp['ema_every'] == 0: self._update_ema()
-        self._in_step = False
-        return self.history[-1]
-
-    @torch.no_grad()
-    def _update_ema(self):
-        k = self.sched['ema_updates'] = self.sched.get('ema_updates', 0) + 1
-        decay = min(self.hp['ema_decay'], (1 + k) / (10 + k))           # warm-up: early EMA follows the weights closely
-        for e, p in zip(self.ema.parameters(), self.model.parameters()): e.lerp_(p, 1 - decay)
-        for e, b in zip(self.ema.buffers(), self.model.buffers()): e.copy_(b)
-
-    # -- signals -------------------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _catch_signals(self):
-        "While training, SIGINT and SIGTERM only ask the loop to stop after the current step; a second Ctrl-C stops at once."
-        if threading.current_thread() is not threading.main_thread(): yield; return
-        def handler(signum, frame):
-            if self._signal is not None and signum == signal.SIGINT: raise KeyboardInterrupt
-            self._signal = signum
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try: yield
-        finally:
-            for s, h in old.items(): signal.signal(s, h)
-
-    def fit(self,
-            steps:int, # train until this many steps in total (a resumed trainer continues from its step)
-            disable:bool|None=None, # True silences the progress bar (always silent on ranks other than 0)
-            callback=None, # called after each step (on every rank) with {'step', 'loss', 'lr', 'grad_norm', 'trainer'}
-           ) -> 'Trainer':
-        "Train up to `steps` total steps, checkpointing periodically, at the end and on SIGINT / SIGTERM."
-        self._signal = None
-        if self.checkpoint and self.is_main:                       # temporary files a killed writer left behind
-            for stale in self.checkpoint.parent.glob(f'.{self.checkpoint.name}.*.tmp'): stale.unlink(missing_ok=True)
-        bar = tqdm(total=steps, initial=min(self.step, steps), disable=True if not self.is_main else disable, dynamic_ncols=True, leave=False)
-        most = torch.get_num_threads()
-        follow = FreeCores() if self.threads == 'auto' and self.device.type == 'cpu' and most > 1 and not self.distributed else None
-        try:
-            with self._catch_signals():
-                while self.step < steps:
-                    if follow is not None and follow.available: self._follow(follow, most)
-                    loss = self.train_step(); bar.update(1)
-                    if self.step % 20 == 0: bar.set_postfix(loss=f'{sum(self.history[-100:]) / len(self.history[-100:]):.4f}', lr=f'{self.current_lr():.1e}')
-                    if callback is not None: callback({'step': self.step, 'loss': loss, 'lr': self.current_lr(), 'grad_norm': self.grad_norm, 'trainer': self})
-                    if self._signal is not None:
-                        if self.checkpoint: self.save_checkpoint(self.checkpoint)
-                        raise TrainingInterrupted(self._signal, self.step, self.checkpoint)
-                    if self.checkpoint and self.step % self.checkpoint_every == 0: self.save_checkpoint(self.checkpoint)
-        except KeyboardInterrupt as e:
-            # interrupted between steps (e.g. from a callback): the state is consistent, save it; mid-step it is not,
-            # so the last checkpoint stays the valid one
-            if not isinstance(e, TrainingInterrupted) and self.checkpoint and not self._in_step: self.save_checkpoint(self.checkpoint, barrier=False)
-            raise
-        finally:
-            bar.close()
-            if follow is not None: torch.set_num_threads(most)
-        if self.checkpoint: self.save_checkpoint(self.checkpoint)
-        return self
-
-    def _follow(self, free_cores, most):
-        "Set torch's thread count to the cores other processes leave free (logged in `thread_log` when it changes)."
-        free = free_cores()
-        if free is None: return
-        n = threads_for(free, most)
-        if n != torch.get_num_threads():
-            torch.set_num_threads(n); self.thread_log.append((self.step, n))
-
-    # -- checkpoints ---------------------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        "Everything needed to continue exactly: weights, EMA, optimiser, schedule, data order, RNG states, `extra`."
-        rng = {'cpu': torch.get_rng_state()}
-        if self.device.type == 'cuda': rng['cuda'] = torch.cuda.get_rng_state(self.device)
-        return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'model': self.model.state_dict(), 'ema': self.ema.state_dict(),
-                'optimizer': self.opt.state_dict(), 'sched': dict(self.sched), 'generator': self.generator.get_state(),
-                'perm': self._perm, 'pos': self._pos, 'history': torch.tensor(self.history, dtype=torch.float64),
-                'torch_rng': rng, 'batch_size': self.batch_size, 'accumulate': self.accumulate, 'grad_norm': self.grad_norm,
-                'extra': {k: v() if callable(v) else v for k, v in self.extra.items()}}
-    def load_state_dict(self, state:dict):
-        "Restore from `state_dict()`."
-        check_model_state(state, 'checkpoint', 'The checkpoint')
-        if state.get('batch_size', self.batch_size) != self.batch_size:
-            raise ValueError(f"The checkpoint was written with batch_size={state['batch_size']} but this trainer has {self.batch_size}; "
-                             "resume with the same (global) batch size.")
-        if state.get('accumulate', 1) != self.accumulate:
-            raise ValueError(f"The checkpoint was written with accumulate={state.get('accumulate', 1)} micro-batches per step but this trainer "
-                             f"has {self.accumulate}; resume with the same accumulate.")
-        try:
-            self.model.load_state_dict(state['model']); self.ema.load_state_dict(state['ema'])
-        except RuntimeError as e:
-            raise ValueError(f"The checkpoint's weights do not fit this model ({str(e).splitlines()[0]}); resume with the same "
-                             "model settings, or start a new run.") from e
-        self.opt.load_state_dict(state['optimizer']); self.sched = dict(state['sched'])
-        self.generator.set_state(state['generator'].cpu() if self.generator.device.type == 'cpu' else state['generator'])
-        self._perm = None if state['perm'] is None else state['perm'].to(self.device)
-        self.step, self._pos, self.history = int(state['step']), int(state['pos']), state['history'].tolist()
-        self.grad_norm = state.get('grad_norm')
-        rng = state.get('torch_rng', {})
-        if 'cpu' in rng: torch.set_rng_state(rng['cpu'].cpu())
-        if 'cuda' in rng and self.device.type == 'cuda': torch.cuda.set_rng_state(rng['cuda'].cpu(), self.device)
-        self.extra = dict(state.get('extra', {}))
-        return self
-    def save_checkpoint(self,
-                        path:str|Path, # file to write (rank 0 only)
-                        barrier:bool=True, # with several ranks, wait until the file is written
-                       ) -> Path:
-        "Write `state_dict()` atomically to `path` (temporary file, fsync, rename) on rank 0."
-        if self.is_main:
-            with atomic_write(path) as f: torch.save(self.state_dict(), f)
-        if barrier and self.distributed: dist.barrier()
-        return Path(path)
     @staticmethod
     def read_checkpoint(path:str|Path, # a file written by `save_checkpoint`
                         map_location='cpu') -> dict:
         "Read and check a checkpoint file (weights_only=True: no code runs from the file)."
         return read_model_file(path, 'checkpoint', map_location)
-    def load_checkpoint(self, path:str|Path) -> 'Trainer':
-        "Resume from a checkpoint file (read with weights_only=True: no code runs from the file)."
-        return self.load_state_dict(self.read_checkpoint(path, self.device))
+
+# %% ../nbs/08_train.ipynb #a3c80b35
+@patch(as_prop=True)
+def is_main(self:Trainer) -> bool:
+    "True on rank 0 (and in any single-process run): the process that writes checkpoints and shows the progress bar."
+    return self.rank == 0
+
+# %% ../nbs/08_train.ipynb #47af0d6c
+@patch
+def current_lr(self:Trainer) -> float:
+    "The learning rate the next step uses (the optimiser's first parameter group)."
+    return self.opt.param_groups[0]['lr']
+@patch
+def _set_lr(self:Trainer, lr):
+    for g in self.opt.param_groups: g['lr'] = lr
+@patch
+def _schedule(self:Trainer):
+    hp, s = self.hp, self.sched
+    if self.step < hp['warmup']:
+        self._set_lr(hp['lr_start'] + (hp['lr'] - hp['lr_start']) * (self.step + 1) / hp['warmup']); return
+    if self.step == hp['warmup']: self._set_lr(s['base_lr'])
+    w = hp['plateau_window']
+    if (self.step + 1) % w == 0:
+        mean = sum(self.history[-w:]) / w
+        if mean < s['best'] * (1 - hp['plateau_threshold']): s['best'], s['bad'] = mean, 0
+        else: s['bad'] += w
+        if s['bad'] >= hp['patience']:
+            s['base_lr'] = max(s['base_lr'] * hp['plateau_factor'], hp['min_lr']); s['bad'] = 0
+            self._set_lr(s['base_lr'])
+
+# %% ../nbs/08_train.ipynb #f7f2e847
+@patch
+def _batch(self:Trainer):
+    if self._perm is None or self._pos + self.batch_size > len(self._perm):
+        self._perm, self._pos = torch.randperm(len(self.data), generator=self.generator, device=self.device), 0
+    idx = self._perm[self._pos:self._pos + self.batch_size]; self._pos += self.batch_size
+    return self.data[idx]
+
+@patch
+def _loss(self:Trainer):
+    "The loss to back-propagate and the global batch loss; with several ranks also whether any rank was signalled."
+    if not self.distributed:
+        with autocast(self.device, self.precision): loss = self.loss_fn(self.model, self._batch(), self.generator).float().mean()
+        return loss, float(loss.detach()), self._signal
+    rows = self._rows
+    with autocast(self.device, self.precision): losses = self.loss_fn(rows, self._batch(), self.generator)[rows.lo:rows.hi].float()
+    mine = torch.stack([losses.detach().sum().double(), torch.tensor(float(self._signal or 0), dtype=torch.float64, device=losses.device)])
+    parts = [torch.empty_like(mine) for _ in range(self.world_size)]
+    dist.all_gather(parts, mine)                                     # summed in rank order: the same float on every rank
+    total, signum = sum(float(p[0]) for p in parts), max(int(p[1]) for p in parts)
+    return losses.sum() * (self.world_size / self.batch_size), total / self.batch_size, signum or None
+
+# %% ../nbs/08_train.ipynb #da516706
+@patch
+def train_step(self:Trainer) -> float:
+    "One optimiser step on `accumulate` (global) batches, their gradients averaged; returns the mean batch loss."
+    self._in_step = True
+    self.model.train()
+    self.opt.zero_grad(set_to_none=True)
+    value, signum = 0., None
+    for _ in range(self.accumulate):                 # each micro-batch: its own rows, times, noise and prior draws
+        loss, v, sig = self._loss()
+        if not math.isfinite(v): raise FloatingPointError(f"Non-finite loss at step {self.step}; lower the learning rate or check the data.")
+        (loss / self.accumulate).backward()
+        value, signum = value + v / self.accumulate, signum or sig
+    self._signal = signum or self._signal
+    if self.hp['grad_clip']:                       # a model may ask for separate clipping groups (LAMBDA's two denoisers)
+        groups = self.model.clip_groups() if hasattr(self.model, 'clip_groups') else [self.model.parameters()]
+        self.grad_norm = max(float(nn.utils.clip_grad_norm_(g, self.hp['grad_clip'])) for g in groups)
+    self.opt.step()
+    self.history.append(value)
+    self._schedule()
+    self.step += 1
+    if self.step % self.hp['ema_every'] == 0: self._update_ema()
+    self._in_step = False
+    return self.history[-1]
+
+@patch
+@torch.no_grad()
+def _update_ema(self:Trainer):
+    k = self.sched['ema_updates'] = self.sched.get('ema_updates', 0) + 1
+    decay = min(self.hp['ema_decay'], (1 + k) / (10 + k))           # warm-up: early EMA follows the weights closely
+    for e, p in zip(self.ema.parameters(), self.model.parameters()): e.lerp_(p, 1 - decay)
+    for e, b in zip(self.ema.buffers(), self.model.buffers()): e.copy_(b)
+
+# %% ../nbs/08_train.ipynb #4ea10d1f
+@patch
+@contextlib.contextmanager
+def _catch_signals(self:Trainer):
+    "While training, SIGINT and SIGTERM only ask the loop to stop after the current step; a second Ctrl-C stops at once."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def handler(signum, frame):
+        if self._signal is not None and signum == signal.SIGINT: raise KeyboardInterrupt
+        self._signal = signum
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
+@patch
+def fit(self:Trainer,
+        steps:int, # train until this many steps in total (a resumed trainer continues from its step)
+        disable:bool|None=None, # True silences the progress bar (always silent on ranks other than 0)
+        callback=None, # called after each step (on every rank) with {'step', 'loss', 'lr', 'grad_norm', 'trainer'}
+       ) -> 'Trainer':
+    "Train up to `steps` total steps, checkpointing periodically, at the end and on SIGINT / SIGTERM."
+    self._signal = None
+    if self.checkpoint and self.is_main:                       # temporary files a killed writer left behind
+        for stale in self.checkpoint.parent.glob(f'.{self.checkpoint.name}.*.tmp'): stale.unlink(missing_ok=True)
+    bar = tqdm(total=steps, initial=min(self.step, steps), disable=True if not self.is_main else disable, dynamic_ncols=True, leave=False)
+    most = torch.get_num_threads()
+    follow = FreeCores() if self.threads == 'auto' and self.device.type == 'cpu' and most > 1 and not self.distributed else None
+    try:
+        with self._catch_signals():
+            while self.step < steps:
+                if follow is not None and follow.available: self._follow(follow, most)
+                loss = self.train_step(); bar.update(1)
+                if self.step % 20 == 0: bar.set_postfix(loss=f'{sum(self.history[-100:]) / len(self.history[-100:]):.4f}', lr=f'{self.current_lr():.1e}')
+                if callback is not None: callback({'step': self.step, 'loss': loss, 'lr': self.current_lr(), 'grad_norm': self.grad_norm, 'trainer': self})
+                if self._signal is not None:
+                    if self.checkpoint: self.save_checkpoint(self.checkpoint)
+                    raise TrainingInterrupted(self._signal, self.step, self.checkpoint)
+                if self.checkpoint and self.step % self.checkpoint_every == 0: self.save_checkpoint(self.checkpoint)
+    except KeyboardInterrupt as e:
+        # interrupted between steps (e.g. from a callback): the state is consistent, save it; mid-step it is not,
+        # so the last checkpoint stays the valid one
+        if not isinstance(e, TrainingInterrupted) and self.checkpoint and not self._in_step: self.save_checkpoint(self.checkpoint, barrier=False)
+        raise
+    finally:
+        bar.close()
+        if follow is not None: torch.set_num_threads(most)
+    if self.checkpoint: self.save_checkpoint(self.checkpoint)
+    return self
+
+@patch
+def _follow(self:Trainer, free_cores, most):
+    "Set torch's thread count to the cores other processes leave free (logged in `thread_log` when it changes)."
+    free = free_cores()
+    if free is None: return
+    n = threads_for(free, most)
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n); self.thread_log.append((self.step, n))
+
+# %% ../nbs/08_train.ipynb #b93059a3
+@patch
+def state_dict(self:Trainer) -> dict:
+    "Everything needed to continue exactly: weights, EMA, optimiser, schedule, data order, RNG states, `extra`."
+    rng = {'cpu': torch.get_rng_state()}
+    if self.device.type == 'cuda': rng['cuda'] = torch.cuda.get_rng_state(self.device)
+    return {'format': CHECKPOINT_FORMAT, 'step': self.step, 'model': self.model.state_dict(), 'ema': self.ema.state_dict(),
+            'optimizer': self.opt.state_dict(), 'sched': dict(self.sched), 'generator': self.generator.get_state(),
+            'perm': self._perm, 'pos': self._pos, 'history': torch.tensor(self.history, dtype=torch.float64),
+            'torch_rng': rng, 'batch_size': self.batch_size, 'accumulate': self.accumulate, 'grad_norm': self.grad_norm,
+            'extra': {k: v() if callable(v) else v for k, v in self.extra.items()}}
+@patch
+def load_state_dict(self:Trainer, state:dict):
+    "Restore from `state_dict()`."
+    check_model_state(state, 'checkpoint', 'The checkpoint')
+    if state.get('batch_size', self.batch_size) != self.batch_size:
+        raise ValueError(f"The checkpoint was written with batch_size={state['batch_size']} but this trainer has {self.batch_size}; "
+                         "resume with the same (global) batch size.")
+    if state.get('accumulate', 1) != self.accumulate:
+        raise ValueError(f"The checkpoint was written with accumulate={state.get('accumulate', 1)} micro-batches per step but this trainer "
+                         f"has {self.accumulate}; resume with the same accumulate.")
+    try:
+        self.model.load_state_dict(state['model']); self.ema.load_state_dict(state['ema'])
+    except RuntimeError as e:
+        raise ValueError(f"The checkpoint's weights do not fit this model ({str(e).splitlines()[0]}); resume with the same "
+                         "model settings, or start a new run.") from e
+    self.opt.load_state_dict(state['optimizer']); self.sched = dict(state['sched'])
+    self.generator.set_state(state['generator'].cpu() if self.generator.device.type == 'cpu' else state['generator'])
+    self._perm = None if state['perm'] is None else state['perm'].to(self.device)
+    self.step, self._pos, self.history = int(state['step']), int(state['pos']), state['history'].tolist()
+    self.grad_norm = state.get('grad_norm')
+    rng = state.get('torch_rng', {})
+    if 'cpu' in rng: torch.set_rng_state(rng['cpu'].cpu())
+    if 'cuda' in rng and self.device.type == 'cuda': torch.cuda.set_rng_state(rng['cuda'].cpu(), self.device)
+    self.extra = dict(state.get('extra', {}))
+    return self
+
+# %% ../nbs/08_train.ipynb #212b4e04
+@patch
+def save_checkpoint(self:Trainer,
+                    path:str|Path, # file to write (rank 0 only)
+                    barrier:bool=True, # with several ranks, wait until the file is written
+                   ) -> Path:
+    "Write `state_dict()` atomically to `path` (temporary file, fsync, rename) on rank 0."
+    if self.is_main:
+        with atomic_write(path) as f: torch.save(self.state_dict(), f)
+    if barrier and self.distributed: dist.barrier()
+    return Path(path)
+@patch
+def load_checkpoint(self:Trainer, path:str|Path) -> 'Trainer':
+    "Resume from a checkpoint file (read with weights_only=True: no code runs from the file)."
+    return self.load_state_dict(self.read_checkpoint(path, self.device))
