@@ -8,6 +8,7 @@ import inspect, json, os, platform, subprocess, sys, tempfile, textwrap
 from pathlib import Path
 import numpy as np
 import torch
+import tsbridge_lambda   # run_side: the package's folder goes on the child's PYTHONPATH
 from .core import get_device
 from .backbone import TRAIN_PRESETS
 
@@ -204,8 +205,8 @@ def _our_side(spec:dict, # preset, data file, steps, warmup, n, repeats, threads
     "In a fresh interpreter: time `TimeBridge(prior='gp', preset=...).fit(X, steps=...)` step by step, then `.sample(n)`."
     import os, numpy as np, torch
     torch.set_num_threads(spec['threads'])
-    import tsbridge_lambda
-    from tsbridge_lambda.timebridge import TimeBridge
+    import tsbridge_lambda                               # imported here, not at the top: run_side runs this
+    from tsbridge_lambda.timebridge import TimeBridge    # function's source alone in a fresh interpreter
     X = np.load(spec['data'])
     clock, stamps = _clock(spec['device'] == 'cuda'), []
     est, load = TimeBridge(prior='gp', preset=spec['preset'], device=spec['device'], seed=0), [load_average()]
@@ -234,7 +235,6 @@ def run_side(side:str, # 'published' or 'ours'
     if spec['device'] == 'cpu': env['CUDA_VISIBLE_DEVICES'] = ''
     if side == 'published': env['PYTHONDONTWRITEBYTECODE'] = '1'              # no __pycache__ folders in the clone
     if side == 'ours':
-        import tsbridge_lambda
         env['PYTHONPATH'] = os.pathsep.join([str(Path(tsbridge_lambda.__file__).resolve().parent.parent), *filter(None, [os.environ.get('PYTHONPATH')])])
     with tempfile.TemporaryDirectory() as work:
         out = os.path.join(work, 'result.json')

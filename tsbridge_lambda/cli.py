@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse, json, math, sys, time
 from pathlib import Path
 import numpy as np
-import pandas as pd
 import torch
 from .core import make_generator, atomic_write, savefig, read_model_file
 from .schedules import VPSchedule, VP_PRESETS
@@ -15,17 +14,18 @@ from .presets import dataset_preset
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, gaussian_denoiser
 from .train import TrainingInterrupted, is_main_process
-from .data import load_dataset, from_csv, DATASETS
+from .data import load_dataset, DATASETS
 from .timebridge import TimeBridge, GaussianDiffusion
-from .conditional import calibrated_impute
 from .align import ALIGNMENTS
-from .paired import PairedDiffusion, PAIRED_PRESETS, DECODER_INPUTS, translate_series
+from .paired import PairedDiffusion, PAIRED_PRESETS, DECODER_INPUTS
 from .experiments import add_parsers, main_run, main_report
 from .bench import add_bench_parser, bench_cli
+from .cli_io import PAIRED_DATA, load_windows, load_pairs, write_samples, impute_csv, translate_csv
+_all_ = ['PAIRED_DATA', 'load_windows', 'load_pairs', 'write_samples', 'impute_csv', 'translate_csv']   # re-exported from cli_io (99a)
 
 # %% auto #0
-__all__ = ['PAIRED_DATA', 'bridge_demo', 'demo_figure', 'load_windows', 'load_pairs', 'write_samples', 'real_vs_fake_figure',
-           'quickstart', 'impute_csv', 'translate_csv', 'main']
+__all__ = ['bridge_demo', 'demo_figure', 'real_vs_fake_figure', 'quickstart', 'main', 'PAIRED_DATA', 'load_windows', 'load_pairs',
+           'write_samples', 'impute_csv', 'translate_csv']
 
 # %% ../nbs/99_cli.ipynb #6a326c4e
 def bridge_demo(out:str|Path|None='runs/demo', # folder for demo.png and demo.json; None writes nothing
@@ -88,74 +88,6 @@ def demo_figure(x_T, x_0, mean, var, path):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/99_cli.ipynb #ee407edf
-def _read_csv(path, # CSV file with a header row
-              columns:list|None=None, # the columns to use; None: `prefer` when the table has them all, else every numeric column
-              what:str='channel', # what the columns are, for the message about a non-numeric one
-              prefer:list|None=None, # default columns, e.g. the names saved with a model
-              nrows:int|None=None, # read only the first rows (enough to name the columns)
-             ) -> tuple:
-    "The table and its checked columns: an unreadable file, a missing or a non-numeric column is a one-line `ValueError`."
-    try: df = pd.read_csv(path, nrows=nrows)
-    except FileNotFoundError: raise
-    except Exception as e: raise ValueError(f"Could not read {path} as a CSV table ({type(e).__name__}: {e}); pass a comma-separated file with a header row.") from e
-    if columns is None:
-        columns = prefer if prefer and set(prefer) <= set(df.columns) else [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    missing = [c for c in columns if c not in df.columns]
-    if missing: raise ValueError(f"Columns {missing} are not in {path}; it has {list(df.columns)}.")
-    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(df[c])]
-    if bad: raise ValueError(f"Columns {bad} of {path} are not numeric; name the {what} columns with --columns.")
-    return df, columns
-
-# %% ../nbs/99_cli.ipynb #11c071c7
-def load_windows(data:str, # a dataset name of `load_dataset`, or a path to a CSV file
-                 seq_len:int=24, # window length L
-                 data_dir:str|None=None, # folder with the real data files (else $TSBL_DATA_DIR or the download cache)
-                 columns:list|None=None, # CSV only: the channel columns (default: every numeric column)
-                ) -> np.ndarray:
-    "Training windows (N, L, C) in original units from a dataset name or a CSV file."
-    if Path(data).suffix.lower() == '.csv' or Path(data).exists():
-        if not Path(data).exists(): raise FileNotFoundError(f"No such CSV file: {data}")
-        if columns is None: columns = _read_csv(data, nrows=200)[1]
-        return from_csv(data, seq_len=seq_len, columns=columns).train
-    if data not in DATASETS: raise ValueError(f"{data!r} is neither a CSV file nor a dataset name ({', '.join(sorted(DATASETS))}).")
-    kw = {} if data in ('sines', 'mujoco') else {'data_dir': data_dir}
-    return load_dataset(data, seq_len=seq_len, **kw).train
-
-# %% ../nbs/99_cli.ipynb #d1f22d07
-PAIRED_DATA = ('lorenz', 'pendulum', 'pendulum-chaotic', 'gait')
-
-def load_pairs(data:str, # 'lorenz', 'pendulum', 'pendulum-chaotic', 'gait' or a CSV path
-               seq_len:int=64, x_columns:list|None=None, y_columns:list|None=None, data_dir=None,
-              ) -> tuple:
-    "Training windows (X, Y) and column names from a paired test bed or a CSV with named X and Y columns (`tsbl fit-paired`)."
-    if data in PAIRED_DATA:
-        kw = {'gait': dict(data_dir=data_dir), 'pendulum-chaotic': dict(regime='chaotic')}.get(data, {})
-        d = load_dataset(data.split('-')[0], seq_len=seq_len, **kw).train
-        return d.X, d.Y, (d.x_columns, d.y_columns)
-    if not Path(data).is_file(): raise ValueError(f"{data!r} is neither a CSV file nor one of {PAIRED_DATA}.")
-    if not x_columns or not y_columns: raise ValueError("A CSV needs --x-columns and --y-columns (comma-separated column names).")
-    wx, wy = (from_csv(data, columns=c, seq_len=seq_len, stride=max(1, seq_len // 4)) for c in (x_columns, y_columns))
-    return wx.X, wy.X, (list(x_columns), list(y_columns))
-
-# %% ../nbs/99_cli.ipynb #36ab6fce
-def write_samples(x:np.ndarray, # (n, L, C) samples
-                  path:str|Path, # .npy or .csv
-                  columns:list|None=None, # channel names for CSV
-                 ) -> Path:
-    "Save samples atomically as .npy (n, L, C) or as a CSV table with columns window, step and one per channel."
-    path = Path(path)
-    if path.suffix == '.npy':
-        with atomic_write(path) as f: np.save(f, x)
-    elif path.suffix == '.csv':
-        n, L, C = x.shape
-        cols = columns or [f'ch{c}' for c in range(C)]
-        df = pd.DataFrame(x.reshape(n * L, C), columns=cols)
-        df.insert(0, 'step', np.tile(np.arange(L), n)); df.insert(0, 'window', np.repeat(np.arange(n), L))
-        with atomic_write(path, 'w') as f: df.to_csv(f, index=False)
-    else: raise ValueError(f"Output must end in .npy or .csv, got {path.name!r}.")
-    return path
-
 # %% ../nbs/99_cli.ipynb #0ee91d6b
 def real_vs_fake_figure(real:np.ndarray, fake:np.ndarray, # (N, L, C) windows in the same units
                         title:str='', channels:int=3, n_lines:int=20, seed:int=0):
@@ -208,53 +140,6 @@ def quickstart(out:str|Path='runs/quickstart', # output folder
     with atomic_write(out / 'quickstart.json', 'w') as f: json.dump(summary, f, indent=2)
     (out / 'checkpoint.pt').unlink(missing_ok=True)
     return summary
-
-# %% ../nbs/99_cli.ipynb #055fff51
-def impute_csv(model, # a fitted TimeBridge with task='impute'
-               input:str|Path, # CSV with NaN gaps
-               output:str|Path, # filled CSV to write
-               bands:str|Path|None=None, # optional CSV of <column>_lower / <column>_upper
-               columns:list|None=None, # channel columns (default: all numeric columns)
-               n_samples:int=20, seed:int=0, disable:bool|None=None,
-               calibrate:float|None=None, # wanted band coverage: widen the bands by a conformal margin (`calibrated_impute`)
-               hide:float=0.1, # with calibrate: fraction of the observed values hidden to calibrate on
-              ) -> dict:
-    "Impute the gaps of a CSV file with a TimeBridge imputation model; write the filled table (and bands) atomically."
-    df, columns = _read_csv(input, columns)
-    if len(columns) != model.shape_[1]:
-        raise ValueError(f"The model was trained on {model.shape_[1]} channels but {input} has {len(columns)} channel columns {columns}; "
-                         "pick them with --columns in the training order.")
-    x = df[columns].to_numpy(np.float64)
-    if calibrate is None: res, q = model.impute(x, n_samples=n_samples, seed=seed, disable=disable), None
-    else: res, q = calibrated_impute(model, x, coverage=calibrate, hide=hide, n_samples=n_samples, seed=seed, disable=disable)
-    filled = df.copy(); filled[columns] = np.where(np.isnan(x), res.median, x)     # observed cells exactly as read
-    with atomic_write(output, 'w') as f: filled.to_csv(f, index=False)
-    if bands is not None:
-        b = pd.DataFrame({f'{c}_{k}': v[:, i] for i, c in enumerate(columns) for k, v in (('lower', res.lower), ('upper', res.upper))})
-        with atomic_write(bands, 'w') as f: b.to_csv(f, index=False)
-    return {'rows': len(df), 'channels': columns, 'filled': int(np.isnan(x).sum()),
-            'margin': None if q is None else dict(zip(columns, map(float, q)))}
-
-# %% ../nbs/99_cli.ipynb #b0ad5108
-def translate_csv(model:PairedDiffusion, # a fitted pair
-                  input:str|Path, # CSV, one row per time step, with the conditioning modality's columns
-                  output:str|Path, # CSV to write with the predicted modality
-                  to:str='y', # which modality to predict
-                  columns:list|None=None, # input columns in training order (default: the names saved with the model, else all numeric)
-                  bands:str|Path|None=None, # optional CSV of <column>_lower / <column>_upper
-                  n_samples:int=4, nfe:int|None=50, seed:int=0, disable:bool|None=None,
-                 ) -> dict:
-    "Translate a CSV recording with a fitted pair; write the prediction (and bands) atomically."
-    names = getattr(model, 'columns_', None) or (None, None)
-    src, dst = (names[0], names[1]) if to == 'y' else (names[1], names[0])
-    df, columns = _read_csv(input, columns or None, 'input', prefer=src)
-    r = translate_series(model, df[columns].to_numpy(np.float64), to, n_samples, nfe, seed, disable=disable)
-    dst = dst or [f'{to}{j}' for j in range(r.mean.shape[1])]
-    with atomic_write(output, 'w') as f: pd.DataFrame(r.mean, columns=dst).to_csv(f, index=False)
-    if bands is not None:
-        b = pd.DataFrame({f'{c}_{k}': v[:, j] for j, c in enumerate(dst) for k, v in (('lower', r.lower), ('upper', r.upper))})
-        with atomic_write(bands, 'w') as f: b.to_csv(f, index=False)
-    return {'rows': len(df), 'input': columns, 'output': dst}
 
 # %% ../nbs/99_cli.ipynb #00b481cc
 def _lam_arg(text:str):
@@ -411,7 +296,6 @@ def _parser():
 # %% ../nbs/99_cli.ipynb #cbe6ddd3
 def _load_model(path, device=None, precision='fp32', compile=False):
     "A saved TimeBridge or GaussianDiffusion, whichever the file holds."
-    from tsbridge_lambda.timebridge import TimeBridge, GaussianDiffusion
     kind = read_model_file(path, ('timebridge', 'gaussian_diffusion'))['kind']       # a paired model: use tsbl translate
     cls = {'timebridge': TimeBridge, 'gaussian_diffusion': GaussianDiffusion}[kind]
     return cls.load(path, device=device, precision=precision, compile=compile)

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from .core import check_series
 from .priors import spline_fill
+from .data import geometric_mask, MinMaxScaler
+from .metrics import conformal_margin
 from .estimator import Imputation, window_positions   # defined with the estimators' base (08a_estimator)
 from .timebridge import TimeBridge
 _all_ = ['Imputation', 'window_positions']
@@ -46,8 +48,6 @@ def calibrated_impute(model, # a fitted TimeBridge or GaussianDiffusion with tas
                       **sampler_kw, # passed to the window sampler, as for `impute_series`
                      ) -> tuple:
     "Imputation whose band is widened by a conformal margin fitted on observed values hidden for the purpose; returns (Imputation, q)."
-    from tsbridge_lambda.metrics import conformal_margin
-    from tsbridge_lambda.data import geometric_mask
     model._check_fitted()
     if not 0 < coverage < 1: raise ValueError(f"coverage must be in (0, 1), got {coverage!r}.")
     if not 0 < hide < 1: raise ValueError(f"hide must be a fraction in (0, 1) of the observed values, got {hide!r}.")
@@ -175,7 +175,6 @@ class PyPOTSImputer:
             val_set:dict|None=None, # accepted for the same interface, not used (a fixed budget, no early stopping)
            ) -> 'PyPOTSImputer':
         "Fit the scaler and train the PyPOTS model for the budget."
-        from tsbridge_lambda.data import MinMaxScaler
         X = _dataset_X(train_set, 'train_set')
         self.scaler_ = MinMaxScaler().fit(X)
         self.epochs_, self.shape_ = max(1, math.ceil(self.steps * self.batch_size / len(X))), X.shape[1:]

@@ -4,14 +4,15 @@
 
 # %% ../nbs/16_experiments.ipynb #002f45d3
 from __future__ import annotations
-import csv, datetime, hashlib, io, json, math, os, platform, re, shutil, subprocess, time
+import csv, datetime, io, json, math, os, platform, re, shutil, subprocess, time
 from importlib import resources
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 from fastcore.basics import patch
-from .core import atomic_write, savefig
+import tsbridge_lambda   # experiments_dir: the installed package's folder
+from .core import atomic_write, savefig, data_fingerprint
 from .train import Trainer
 from .experiments_lambda import *       # re-exported: see `_all_` below
 from .experiments_timebridge import *
@@ -42,7 +43,6 @@ PACKAGED_DIR = 'experiments_nbs'   # the notebooks' folder inside the installed 
 
 def experiments_dir() -> Path:
     "Folder of the experiment notebooks: `nbs/experiments` in a source checkout, else the copy shipped in the package."
-    import tsbridge_lambda
     here = Path(tsbridge_lambda.__file__).resolve().parent
     for d in (here.parent / 'nbs' / 'experiments', here / PACKAGED_DIR):
         if d.is_dir() and any(d.glob('*.ipynb')): return d
@@ -233,7 +233,7 @@ def array(self:Recorder, key:str, fn) -> tuple:
 def fit(self:Recorder, key:str, model, X) -> tuple:
     "(model fitted on X, its record): trained once (a killed training resumes from `cache/<key>.ckpt.pt`), then loaded from `cache/<key>.model.pt`."
     path, ckpt = self.cache / f'{_slug(key)}.model.pt', self.cache / f'{_slug(key)}.ckpt.pt'
-    sha = hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+    sha = data_fingerprint(X, dtype=None)                                   # the raw bytes, as the run caches hold them
     def train():
         start = int(Trainer.read_checkpoint(ckpt)['step']) if ckpt.exists() else 0
         model.fit(X, checkpoint=ckpt, resume=True, disable=True)

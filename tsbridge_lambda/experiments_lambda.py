@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from .core import data_fingerprint
 from .data import load_dataset
 from .paired import PairedDiffusion, fit_history_figure
 from .metrics import paired_fid, predictive_score, unit_scale, t_interval, probe
@@ -52,8 +53,7 @@ def model_file(folder, # a run's cache folder
               ) -> Path:
     "Where a run keeps a fitted pair: named by the dataset, a fingerprint of the model's configuration and one of the exact training pairs, so another run (e.g. `lambda_probes` after `lambda_gait`) can read it back instead of retraining, and never a model trained otherwise."
     h = hashlib.sha256(json.dumps(_jsonable(model.config), sort_keys=True).encode())
-    for a in (data.train.X, data.train.Y): h.update(np.ascontiguousarray(a, np.float32).tobytes())
-    return Path(folder) / f"{_slug(name)}-{h.hexdigest()[:12]}.model.pt"
+    return Path(folder) / f"{_slug(name)}-{data_fingerprint(data.train.X, data.train.Y, h=h)[:12]}.model.pt"
 
 # %% ../nbs/16a_experiments_lambda.ipynb #67aa1ba0
 from .presets import RUN_PRESETS, RUN_NOTES

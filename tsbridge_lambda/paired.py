@@ -4,19 +4,18 @@
 
 # %% ../nbs/14_paired.ipynb #6b3ffdb1
 from __future__ import annotations
-import argparse, hashlib, json, math
+import json, math
 from pathlib import Path
-from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .core import check_series, get_device, make_generator, atomic_write, pop_runtime_settings, at_precision, Compiled, read_model_file, FILE_KINDS, data_fingerprint
+from .core import check_series, make_generator, at_precision, Compiled, FILE_KINDS, data_fingerprint
 from .schedules import DDPMSchedule
 from .samplers import sample_ddpm, sample_ddim
 from .backbone import DiffusionTS, EncoderBlock, BACKBONE_PRESETS
 from .loss import ddpm_time
-from .train import Trainer, dist_env
+from .train import dist_env
 from .data import MinMaxScaler
 from .align import Alignment, ALIGNMENTS
 from .estimator import Estimator, Translation, window_positions   # the shared plumbing (08a_estimator)
