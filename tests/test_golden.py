@@ -149,7 +149,7 @@ def test_data_fingerprint_equals_the_old_expressions():
     "core.data_fingerprint replaced the estimators' inline hashes (issue 19, C2): equal to each of them on their inputs."
     import hashlib
     from tsbridge_lambda.core import data_fingerprint, check_series
-    X = check_series(mg.sines()[::2])                                   # float32, as `_Estimator.fit` hashes it
+    X = check_series(mg.sines()[::2])                                   # float32, as `core.data_fingerprint` hashes it in `fit`
     assert data_fingerprint(X) == hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
     P = mg.lorenz()
     Xp, Yp = check_series(P.X), check_series(P.Y)                       # as `PairedDiffusion.fit` hashes the pairs

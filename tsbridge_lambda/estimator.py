@@ -41,9 +41,8 @@ class Translation(NamedTuple):
         return _point(self.mean, dtype, copy)
 
 def _point(a, dtype=None, copy=None) -> np.ndarray:
-    "A result's point estimate for numpy's `__array__` protocol: float32 unless `dtype` says otherwise, a copy if `copy`."
-    a = np.asarray(a, dtype=np.float32 if dtype is None else dtype)
-    return a.copy() if copy else a
+    "A result's point estimate for numpy's `__array__` protocol: float32 unless `dtype` says otherwise; `copy` as numpy 2 means it."
+    return np.array(a, dtype=np.float32 if dtype is None else dtype, copy=copy)   # copy=False and a cast needed: numpy's ValueError
 
 def window_positions(T:int, # series length
                      L:int, # window length
@@ -311,7 +310,7 @@ def _state(self:Estimator) -> dict:
 
 @patch
 def save(self:Estimator, path:str|Path) -> Path:
-    "Write the fitted model (config, EMA weights, scaler, prior) to one file, atomically."
+    "Write the fitted model (config, EMA weights and what `fit` learnt: scalers, history, prior) to one file, atomically."
     self._check_fitted()
     if not is_main_process(): return Path(path)                  # data parallel run: rank 0 writes the file
     own = self._state()

@@ -220,11 +220,9 @@ class PairedDiffusion(Estimator):
         Alignment(align, lam=lam, terms=terms, cov_norm=cov_norm, embed=embed, grad_share=grad_share)   # validate the alignment settings now
 
     @staticmethod
-    def _preset_settings(preset):
+    def _preset_settings(preset):                                  # the preset's settings, then the defaults: the config's key order
         if preset not in PAIRED_PRESETS: raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(PAIRED_PRESETS)}.")
-        return PAIRED_PRESETS[preset]
-    @staticmethod
-    def _defaults(): return dict(betas='cosine', seed=0, device=None, checkpoint_every=1000)
+        return dict(PAIRED_PRESETS[preset], betas='cosine', seed=0, device=None, checkpoint_every=1000)
     def _unfitted(self): return dict(x_scaler=None, y_scaler=None, parts_=[], _compiled={},
                                      columns_=None)   # columns_: (X column names, Y column names), when known
 
