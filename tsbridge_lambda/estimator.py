@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 from pathlib import Path
-from typing import NamedTuple
+from collections import namedtuple
 import numpy as np
 import torch
 from fastcore.basics import patch
@@ -20,29 +20,19 @@ from .data import MinMaxScaler
 __all__ = ['Imputation', 'Translation', 'window_positions', 'Estimator']
 
 # %% ../nbs/08a_estimator.ipynb #b3e9364e
-class Imputation(NamedTuple):
-    "Result of `TimeBridge.impute`: arrays of the input's shape; `samples` has a leading axis of n_samples (or is None)."
-    median: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    samples: np.ndarray|None
-    def __array__(self, dtype=None, copy=None):
-        "`np.asarray(result)`: the point estimate, the median, as float32 (unpacking still gives the four fields)."
-        return _point(self.median, dtype, copy)
+class _PointEstimate:
+    "What the two results share: `np.asarray(result)` is the point estimate, the first field, as float32 unless `dtype` says otherwise."
+    __slots__ = ()
+    def __array__(self, dtype=None, copy=None):                  # `copy` as numpy 2 means it: copy=False and a cast needed raise
+        return np.array(self[0], dtype=np.float32 if dtype is None else dtype, copy=copy)
 
-class Translation(NamedTuple):
-    "Result of `predict_y` / `predict_x`: mean and bands (N, L, C) in the target's units; samples (S, N, L, C) or None."
-    mean: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    samples: np.ndarray|None
-    def __array__(self, dtype=None, copy=None):
-        "`np.asarray(result)`: the point estimate, the mean, as float32 (unpacking still gives the four fields)."
-        return _point(self.mean, dtype, copy)
+class Imputation(namedtuple('Imputation', 'median lower upper samples'), _PointEstimate):
+    "Result of `TimeBridge.impute`: `median`, `lower`, `upper` of the input's shape; `samples` has a leading axis of n_samples (or is None)."
+    __slots__ = ()
 
-def _point(a, dtype=None, copy=None) -> np.ndarray:
-    "A result's point estimate for numpy's `__array__` protocol: float32 unless `dtype` says otherwise; `copy` as numpy 2 means it."
-    return np.array(a, dtype=np.float32 if dtype is None else dtype, copy=copy)   # copy=False and a cast needed: numpy's ValueError
+class Translation(namedtuple('Translation', 'mean lower upper samples'), _PointEstimate):
+    "Result of `predict_y` / `predict_x`: `mean`, `lower`, `upper` (N, L, C) in the target's units; `samples` (S, N, L, C) or None."
+    __slots__ = ()
 
 def window_positions(T:int, # series length
                      L:int, # window length
