@@ -11,11 +11,10 @@ from .core import FILE_KINDS
 from .schedules import VPSchedule, VESchedule, DDPMSchedule, VP_PRESETS
 from .bridge import VPBridge
 from .samplers import karras_times, sample_heun, sample_ddpm, sample_ddim
-from .priors import Prior, GaussianPrior, DataPrior, GPPrior, GP_ETA
-from .backbone import make_backbone, zero_output_, BACKBONE_PRESETS, TRAIN_PRESETS
+from .priors import Prior, GaussianPrior, DataPrior, GPPrior, spline_fill
+from .backbone import make_backbone, zero_output_
 from .loss import dmatching_loss, ddpm_loss, ddpm_time, fmatching_coeffs
 from .data import trend, random_mask, geometric_mask, TREND_KINDS
-from .priors import spline_fill
 from .estimator import Estimator, _Estimator   # the shared plumbing (08a_estimator); `_Estimator`: its name before issue 19
 
 # %% auto #0
