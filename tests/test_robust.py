@@ -247,7 +247,10 @@ def test_ctrl_c_ends_a_command_with_one_line_and_exit_130(ctx, tmp_path, monkeyp
         if sampling.wait(120): os.kill(os.getpid(), signal.SIGINT)
     threading.Thread(target=interrupt_when_sampling, daemon=True).start()
     out = tmp_path / 's.npy'
-    assert main(['sample', '--model', str(ctx['d'] / 'tb.pt'), '--n', '20000', '--out', str(out), '--quiet']) == 130
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)    # Python's Ctrl-C, as in a terminal: a shell's background
+    try:                                                               # job (e.g. a CI runner) can start with SIGINT ignored
+        assert main(['sample', '--model', str(ctx['d'] / 'tb.pt'), '--n', '20000', '--out', str(out), '--quiet']) == 130
+    finally: signal.signal(signal.SIGINT, old)
     assert sampling.is_set()
     assert capsys.readouterr().err.splitlines() == ['tsbl sample: interrupted (Ctrl-C)']
     assert list(tmp_path.iterdir()) == []
