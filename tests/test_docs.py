@@ -2,7 +2,7 @@
 from the network, internal links resolve, math is typeset by a MathJax served with the site.
 
 One build per session into a temporary folder (about 15 s); skipped when the `docs` extra is not installed."""
-import importlib.util, json, subprocess, sys
+import html, importlib.util, json, re, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +148,41 @@ def test_api_check_finds_gaps(tmp_path):
     assert "show_doc(TimeBridge.fit, name='TimeBridge.fit')" in text      # inherited: needs its own name
     assert "08_train.ipynb cell c: 2 show_doc call(s)" in text and "08_train.ipynb cell d: 1 show_doc call(s)" in text
     assert "PairedDiffusion.sample" not in text                             # excluded, with its reason
+
+
+def test_source_link_has_the_line(tmp_path):
+    "nbdev writes `#LNone` for a method imported from another module (`TimeBridge.fit` is `Estimator.fit`): the build finds it."
+    gh = "https://github.com/o/r/blob/main/m.py"
+    (tmp_path / "m.py").write_text("class A:\n    def f(self): pass\n    @property\n    def p(self): pass\n"
+                                   "class B:\n    def f(self): pass\n@patch\ndef g(self:A|B): pass\n")
+    link = lambda line, name: bd.source_link(f"{gh}#L{line}", name, root=tmp_path)
+    assert link("None", "A.f") == gh + "#L2" and link("None", "C.p") == gh + "#L4" and link("None", "C.g") == gh + "#L8"
+    assert link("9", "A.f") == gh + "#L2"                  # the module as it is now, not a stale saved line
+    assert link("None", "C.f") == gh and link("5", "C.f") == gh + "#L5"   # two classes define f: nbdev's line, or none
+    est = "https://github.com/tsbridge-lambda/tsbridge_lambda/blob/main/tsbridge_lambda/estimator.py"
+    line = bd.def_lines(ROOT / "tsbridge_lambda" / "estimator.py")["Estimator.fit"]
+    md = f'---\n\n[source]({est}#LNone){{target="_blank"}}\n\n### TimeBridge.fit\n\n*Fit.*'
+    assert f'href="{est}#L{line}"' in bd.showdoc_markdown(md)
+
+
+def _srclinks():
+    "(notebook, documented name, source href on the site) of every saved show_doc output."
+    for rel in bd.notebooks():
+        for c in json.loads((bd.NBS / rel).read_text(encoding="utf-8"))["cells"]:
+            for o in c.get("outputs", []):
+                md = o.get("data", {}).get("text/markdown")
+                md = "".join(md) if isinstance(md, list) else md
+                if not md or not bd._re_srclink.search(md): continue
+                href = re.search(r'class="srclink reference external" href="([^"]+)"', bd.showdoc_markdown(md)).group(1)
+                yield rel, re.sub(r"[`*\\]", "", bd._re_heading.search(md).group(2)).strip(), html.unescape(href)
+
+
+def test_every_source_link_finds_its_def():
+    "Every show_doc source link on the site points at the `def` or `class` of what it documents (none at `#LNone`)."
+    bad, n = [], 0
+    for rel, name, href in _srclinks():
+        m, n = bd._re_gh_line.search(href), n + 1
+        line = (ROOT / m.group(1)).read_text().splitlines()[int(m.group(2)) - 1] if m and m.group(2).isdigit() else ""
+        meth = re.escape(name.rpartition(".")[2])
+        if not re.match(rf"\s*(async\s+)?(def|class)\s+{meth}\b", line): bad.append(f"{rel}: {name}: {href} {line!r}")
+    assert n > 100 and not bad, "\n".join(bad)

@@ -19,6 +19,7 @@ no pattern lands in "More" at the end, so a new notebook appears without editing
 from __future__ import annotations
 
 import argparse, ast, copy, hashlib, html, json, re, shutil, subprocess, sys, time
+from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -172,6 +173,46 @@ _re_srclink = re.compile(r"\[source\]\(([^)\s]+)\)\{[^}]*\}")
 _re_heading = re.compile(r"^(#{1,6})\s+(.*?)\s*$", re.M)
 
 
+_re_gh_line = re.compile(r"/blob/[^/#]+/([^#]+?\.py)#L(\w+)$")
+
+
+def _ann_names(a) -> list[str]:
+    "Class names in the annotation of a fastcore `@patch`'s first argument: `Cls`, `(A, B)` or `A | B`."
+    if isinstance(a, ast.Name): return [a.id]
+    if isinstance(a, ast.Tuple): return [n for e in a.elts for n in _ann_names(e)]
+    if isinstance(a, ast.BinOp) and isinstance(a.op, ast.BitOr): return _ann_names(a.left) + _ann_names(a.right)
+    return []
+
+
+@lru_cache(None)
+def def_lines(py: Path) -> dict[str, int]:
+    "The line of each def and class in the module `py`, as nbdev indexes them: `f`, `Cls`, `Cls.f`, and `Cls.f` for `@patch`."
+    try: tree = ast.parse(py.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError): return {}
+    defs, res = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef), {}
+    for node in (n for n in tree.body if isinstance(n, defs)):
+        res.setdefault(node.name, node.lineno)
+        if isinstance(node, ast.ClassDef):
+            res.update({f"{node.name}.{s.name}": s.lineno for s in node.body if isinstance(s, defs)})
+        elif node.args.args and any(ast.unparse(getattr(d, "func", d)).rpartition(".")[2] == "patch"
+                                    for d in node.decorator_list):
+            res.update({f"{c}.{node.name}": node.lineno for c in _ann_names(node.args.args[0].annotation)})
+    return res
+
+
+def source_link(href: str, name: str, root: Path = ROOT) -> str:
+    """A `show_doc` source link (`.../blob/main/<module>.py#L<n>`) with the line of `name` in the module as it is now:
+    `name` itself, else the one method of that name there (`TimeBridge.fit` is `Estimator.fit` in estimator.py, where
+    nbdev writes `#LNone`). Saved outputs go stale when a module changes; where no line is found nbdev's is kept, and
+    `#LNone` dropped."""
+    m = _re_gh_line.search(href)
+    if not m: return href
+    lines, meth = def_lines(root / m.group(1)), name.rpartition(".")[2]
+    hits = {v for k, v in lines.items() if "." in k and k.rpartition(".")[2] == meth}
+    line = lines.get(name) or (hits.pop() if len(hits) == 1 else None) or (m.group(2) if m.group(2) != "None" else None)
+    return href[:m.end(1)] + (f"#L{line}" if line else "")
+
+
 def showdoc_markdown(md: str) -> str:
     "Turn a saved `show_doc` markdown output into MyST: heading first, then nbdev's anchor and the source link."
     md = re.sub(r"^---\s*\n", "", md.strip())              # leading rule: CSS draws it
@@ -183,7 +224,7 @@ def showdoc_markdown(md: str) -> str:
     name = re.sub(r"[`*\\]", "", m.group(2)).strip()
     # nbdev's anchor (`bridge.html#vpbridge.coeffs`) kept as an explicit id, so _modidx links hold here too
     extra = f'<span id="{html.escape(name.lower())}"></span>'
-    if src: extra += f'<a class="srclink reference external" href="{html.escape(src.group(1))}">source</a>'
+    if src: extra += f'<a class="srclink reference external" href="{html.escape(source_link(src.group(1), name))}">source</a>'
     return md[:m.start()] + "{.showdoc}\n" + m.group(0) + "\n\n" + extra + "\n" + md[m.end():]
 
 
