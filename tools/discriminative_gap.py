@@ -7,7 +7,8 @@ TimeBridge code's own (TensorFlow 1 graph code, driven from a local checkout, no
 metric: real windows against real windows. For a generated dataset (sines) the floor compares the training windows with an
 independent draw of as many (data seed 1), the size the samples are scored at; for a recorded one (stocks) there is no
 second draw, so one half of the real windows is scored against the other half. Five repeats each (REPS to change).
-Usage, from the repository root (DATASET: sines or stocks; RUN: the run folder, default runs/paper_table1):
+Usage, from the repository root (DATASET: a dataset of the run, e.g. sines, stocks or etth; the environment variable RUN: the run
+folder, default runs/paper_table1, e.g. RUN=runs/paper_etth):
   python tools/discriminative_gap.py export DATASET             # this project's environment: writes runs/DATASET_gap/*.npy
   python tools/discriminative_gap.py ours DATASET               # this project's metric
   TF_USE_LEGACY_KERAS=1 python tools/discriminative_gap.py published DATASET PATH   # an environment with tensorflow-cpu,

@@ -33,28 +33,32 @@ def main(argv=None):
     from tsbridge_lambda.experiments import train_windows, settings, generate, score
     from tsbridge_lambda.timebridge import TimeBridge
     s = settings('paper')
+    todo = [(setting, seed) for setting in a.settings.split(',') for seed in map(int, a.seeds.split(','))]
+    for setting, seed in todo: parse(setting)                                  # a malformed setting stops before any work
+    pending = [(setting, seed) for setting, seed in todo if not (Path(a.out) / f'{setting}-seed{seed}.json').exists()]
+    for setting, seed in todo:
+        if (setting, seed) not in pending: print(f'{setting} seed {seed}: done, skipped')
+    if not pending: return                                                    # nothing to load or sample
     if not Path(a.model).exists(): sys.exit(f"no model at {a.model}: train it with the tsbl run command in this script's docstring")
     sha = hashlib.sha256(Path(a.model).read_bytes()).hexdigest()
     model = TimeBridge.load(a.model, device=s['device'])
     X = train_windows(a.dataset, s, seed=0)
     os.makedirs(a.out, exist_ok=True)
-    for setting in a.settings.split(','):
+    for setting, seed in pending:
         steps, churn, rho = parse(setting)
-        for seed in map(int, a.seeds.split(',')):
-            path = Path(a.out) / f'{setting}-seed{seed}.json'
-            if path.exists(): print(f'{setting} seed {seed}: done, skipped'); continue
-            t0, load0 = time.time(), os.getloadavg()[0]
-            fake = generate(model, len(X), s, seed=seed, steps=steps, churn=churn, rho=rho)
-            t1 = time.time()
-            df = score(X, {setting: fake}, s, seed=seed).reset_index()
-            rec = dict(setting=setting, steps=steps, churn=churn, rho=rho, seed=seed, model=a.model, model_sha256=sha,
-                       dataset=a.dataset, n_windows=len(fake), sample_seconds=round(t1 - t0, 1),
-                       score_seconds=round(time.time() - t1, 1), load_average=[round(load0, 2), round(os.getloadavg()[0], 2)],
-                       threads=torch.get_num_threads(),
-                       scores={r['metric']: dict(mean=float(r['mean']), half_width=float(r['half_width']),
-                                                 values=[float(v) for v in r['values']]) for r in df.to_dict('records')})
-            tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(rec, indent=1)); os.replace(tmp, path)
-            print(f"{setting} seed {seed}: " + ', '.join(f"{k} {v['mean']:.4f}" for k, v in rec['scores'].items()) +
-                  f" (sampled {rec['sample_seconds']} s, scored {rec['score_seconds']} s, load {rec['load_average']})", flush=True)
+        path = Path(a.out) / f'{setting}-seed{seed}.json'
+        t0, load0 = time.time(), os.getloadavg()[0]
+        fake = generate(model, len(X), s, seed=seed, steps=steps, churn=churn, rho=rho)
+        t1 = time.time()
+        df = score(X, {setting: fake}, s, seed=seed).reset_index()
+        rec = dict(setting=setting, steps=steps, churn=churn, rho=rho, seed=seed, model=a.model, model_sha256=sha,
+                   dataset=a.dataset, n_windows=len(fake), sample_seconds=round(t1 - t0, 1),
+                   score_seconds=round(time.time() - t1, 1), load_average=[round(load0, 2), round(os.getloadavg()[0], 2)],
+                   threads=torch.get_num_threads(),
+                   scores={r['metric']: dict(mean=float(r['mean']), half_width=float(r['half_width']),
+                                             values=[float(v) for v in r['values']]) for r in df.to_dict('records')})
+        tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(rec, indent=1)); os.replace(tmp, path)
+        print(f"{setting} seed {seed}: " + ', '.join(f"{k} {v['mean']:.4f}" for k, v in rec['scores'].items()) +
+              f" (sampled {rec['sample_seconds']} s, scored {rec['score_seconds']} s, load {rec['load_average']})", flush=True)
 
 if __name__ == '__main__': main()

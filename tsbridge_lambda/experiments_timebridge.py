@@ -111,7 +111,8 @@ def samples_figure(real, # real windows (N, L, C)
     sets = {'real': real, **fakes}
     fig, axes = plt.subplots(1, len(sets), figsize=(2.6 * len(sets), 2.), sharey=True, squeeze=False)
     for ax, (k, x) in zip(axes[0], sets.items()):
-        x = np.asarray(x)[:n, :, channel]
+        x = np.asarray(x)                          # n windows spread evenly over the set: the first n of a stride-1 series overlap
+        x = x[np.linspace(0, len(x) - 1, min(n, len(x))).astype(int), :, channel]
         ax.plot(x.T, lw=.7, alpha=.7, color='0.4' if k == 'real' else 'C0'); ax.set_title(k, fontsize=9)
     fig.suptitle(title, fontsize=10); fig.tight_layout()
     return fig
