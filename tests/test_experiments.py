@@ -263,3 +263,14 @@ def test_experiments_reexports_the_tables_modules():
     from tsbridge_lambda import experiments_lambda as EL, experiments_timebridge as ET
     for M in (EL, ET):
         assert set(M.__all__) <= set(ex.__all__) and all(getattr(ex, n) is getattr(M, n) for n in M.__all__)
+
+
+def test_samples_figure_spreads_windows_over_the_set():
+    "The panels show n windows spread over each set, not the first n (which, for a stride-1 series, overlap)."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    real = np.arange(100, dtype=float)[:, None, None] * np.ones((1, 24, 2))         # window i is the constant i
+    fig = ex.samples_figure(real, {'m': real[:5]}, n=20)
+    shown = sorted(line.get_ydata()[0] for line in fig.axes[0].lines)
+    assert len(shown) == 20 and shown[0] == 0 and shown[-1] == 99                   # first and last windows both drawn
+    assert len(fig.axes[1].lines) == 5                                              # a set smaller than n: all of it
+    plt.close(fig)

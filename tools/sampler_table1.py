@@ -33,20 +33,21 @@ def main(argv=None):
     from tsbridge_lambda.experiments import train_windows, settings, generate, score
     from tsbridge_lambda.timebridge import TimeBridge
     s = settings('paper')
-    todo = [(setting, seed) for setting in a.settings.split(',') for seed in map(int, a.seeds.split(','))]
-    for setting, seed in todo: parse(setting)                                  # a malformed setting stops before any work
-    pending = [(setting, seed) for setting, seed in todo if not (Path(a.out) / f'{setting}-seed{seed}.json').exists()]
-    for setting, seed in todo:
-        if (setting, seed) not in pending: print(f'{setting} seed {seed}: done, skipped')
+    grid = {setting: parse(setting) for setting in a.settings.split(',')}      # a malformed setting stops before any work
+    pending = []
+    for setting in grid:
+        for seed in map(int, a.seeds.split(',')):
+            path = Path(a.out) / f'{setting}-seed{seed}.json'
+            if path.exists(): print(f'{setting} seed {seed}: done, skipped')
+            else: pending.append((setting, seed, path))
     if not pending: return                                                    # nothing to load or sample
     if not Path(a.model).exists(): sys.exit(f"no model at {a.model}: train it with the tsbl run command in this script's docstring")
     sha = hashlib.sha256(Path(a.model).read_bytes()).hexdigest()
     model = TimeBridge.load(a.model, device=s['device'])
     X = train_windows(a.dataset, s, seed=0)
     os.makedirs(a.out, exist_ok=True)
-    for setting, seed in pending:
-        steps, churn, rho = parse(setting)
-        path = Path(a.out) / f'{setting}-seed{seed}.json'
+    for setting, seed, path in pending:
+        steps, churn, rho = grid[setting]
         t0, load0 = time.time(), os.getloadavg()[0]
         fake = generate(model, len(X), s, seed=seed, steps=steps, churn=churn, rho=rho)
         t1 = time.time()
