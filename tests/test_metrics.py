@@ -339,6 +339,20 @@ def test_conformal_margin_reaches_the_coverage_it_promises():
     with pytest.raises(ValueError, match='hold values'): conformal_margin(nan, lo, hi)
 
 
+def _scale_in_worker(x): return x.metric_scale
+
+
+def test_benchmark_windows_keep_their_metric_scale_across_processes():
+    "Windows sent to a process pool (or DataLoader worker, or pickled) keep the published scale; ndarray's pickle dropped it."
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+    real = load_dataset('sines', n_samples=40, seed=0).part('train')
+    assert real.metric_scale == SINES_BOUNDS
+    back = pickle.loads(pickle.dumps(real[:5, ::2]))
+    assert back.metric_scale == SINES_BOUNDS and np.array_equal(back, real[:5, ::2])
+    with ProcessPoolExecutor(1) as pool: assert pool.submit(_scale_in_worker, real).result() == SINES_BOUNDS
+
+
 def test_benchmark_windows_carry_their_metric_scale():
     "Sines windows from load_dataset are scored on the published fixed bounds without scale=; plain arrays by min-max."
     from tsbridge_lambda.data import load_dataset

@@ -210,6 +210,13 @@ class BenchmarkArray(np.ndarray):
         # a ufunc result (X * 2, X - X.mean(), ...) is no longer on the benchmark's scale: a plain array again
         out = out.view(np.ndarray)
         return out[()] if return_scalar else out
+    # pickling (a process pool, a DataLoader worker, joblib) keeps the scale; ndarray's own pickle drops attributes
+    def __reduce__(self):
+        f, args, state = super().__reduce__()
+        return f, args, (state, self.metric_scale)
+    def __setstate__(self, state):
+        state, self.metric_scale = state
+        super().__setstate__(state)
 
 # %% ../nbs/04a_windows.ipynb #3d3ecbe8
 @dataclass(repr=False)
