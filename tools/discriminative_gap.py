@@ -4,7 +4,7 @@ Scores the samples of a finished Table 1 run (`tsbl run timebridge_unconditional
 -p methods "[TimeBridge-GP]" --out runs/paper_table1`) with this project's discriminative metric and with the published
 TimeBridge code's own (TensorFlow 1 graph code, driven from a local checkout, not copied), on the same [0, 1]-scaled arrays
 (the dataset's published metric scale: sines' fixed bounds, else the real windows' min-max), together with the floor of each
-metric: real windows against real windows. For a generated dataset (sines) the floor compares the training windows with an
+metric: real windows against real windows. For a generated dataset (sines, mujoco) the floor compares the training windows with an
 independent draw of as many (data seed 1), the size the samples are scored at; for a recorded one (stocks) there is no
 second draw, so one half of the real windows is scored against the other half. Five repeats each (REPS to change).
 Usage, from the repository root (DATASET: a dataset of the run, e.g. sines, stocks or etth; the environment variable RUN: the run
@@ -28,10 +28,11 @@ def _draw(dataset, seed):
 
 def export(dataset):
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(2) as pool:                                      # a simulated dataset's two draws side by side (MuJoCo: minutes each)
-        draws = [pool.submit(_draw, dataset, k) for k in ((0, 1) if dataset in GENERATED else (0,))]
-        real = draws[0].result()                                              # the windows the run trained on and scored against
-        other = draws[1].result() if dataset in GENERATED else None
+    if dataset in GENERATED:
+        with ProcessPoolExecutor(2) as pool:                                  # a simulated dataset's two draws side by side
+            draws = [pool.submit(_draw, dataset, k) for k in (0, 1)]
+            real, other = draws[0].result(), draws[1].result()                # real: the windows the run trained on and scored against
+    else: real, other = _draw(dataset, 0), None
     fake = np.load(f'{RUN}/cache/{dataset}-TimeBridge-GP-seed0.samples.npy')
     scale = getattr(real, 'metric_scale', True)                               # the published metric's scale for this dataset
     lo, hi = (real.min(axis=(0, 1)), real.max(axis=(0, 1))) if scale is True else scale

@@ -48,8 +48,12 @@ def marginals(d):
     for k, v in out.items(): print(f'{k:26s}', v)
     json.dump(out, open(f'{d}/marginals.json', 'w'), indent=1)
 
-if len(sys.argv) == 4 and sys.argv[1] == 'plot': plot(sys.argv[2], sys.argv[3]); sys.exit()
-if len(sys.argv) == 3 and sys.argv[1] == 'marginals': marginals(sys.argv[2]); sys.exit()
+if len(sys.argv) > 1 and sys.argv[1] in ('plot', 'marginals'):
+    if sys.argv[1] == 'plot' and len(sys.argv) == 4: plot(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == 'marginals' and len(sys.argv) == 3: marginals(sys.argv[2])
+    else: sys.exit(__doc__)
+    sys.exit()
+if len(sys.argv) > 4: sys.exit(__doc__)
 import torch
 from tsbridge_lambda.timebridge import TimeBridge
 from tsbridge_lambda.experiments import train_windows, settings

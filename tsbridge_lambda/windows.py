@@ -215,7 +215,7 @@ class BenchmarkArray(np.ndarray):
         f, args, state = super().__reduce__()
         return f, args, (state, self.metric_scale)
     def __setstate__(self, state):
-        state, self.metric_scale = state
+        if len(state) == 2: state, self.metric_scale = state   # else ndarray's own 5-tuple, from a pickle made before this fix
         super().__setstate__(state)
 
 # %% ../nbs/04a_windows.ipynb #3d3ecbe8
