@@ -27,8 +27,8 @@ def _draw(dataset, seed):
     return train_windows(dataset, settings('paper'), seed=seed)
 
 def export(dataset):
-    from concurrent.futures import ProcessPoolExecutor
     if dataset in GENERATED:
+        from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(2) as pool:                                  # a simulated dataset's two draws side by side
             draws = [pool.submit(_draw, dataset, k) for k in (0, 1)]
             real, other = draws[0].result(), draws[1].result()                # real: the windows the run trained on and scored against

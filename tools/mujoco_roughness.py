@@ -5,11 +5,11 @@ runs/paper_mujoco`) scores a discriminative 0.027 where the paper reports 0.006,
 mujoco` / `ours mujoco` put the metric's floor (10000 real windows against an independent draw of 10000) at 0.005. This
 script measures one candidate cause: high-frequency jitter. The hopper's joint positions are integrals of its velocities,
 so their second differences along time are tiny; a sampler that leaves noise of a fraction of a percent on them makes
-every window rougher than any real one, which a GRU picks up. It prints and saves (OUT/roughness.json):
+every window rougher than any real one, which a GRU might pick up. It prints and saves (OUT/roughness.json):
   1. the mean |second difference| of each channel, in the metric's [0, 1] units (min-max of the real windows), for the
      training windows, an independent real draw (data seed 1), the run's samples and fresh samples of the run's model
      with 40 Heun steps (119 NFE, the run's sampler) and with 80 (239 NFE): if the jitter shrinks with more steps it is
-     discretisation error, if not it is in the network's last denoising steps;
+     discretisation error, if not it comes from elsewhere (the network, the training);
   2. the discriminative score (this project's metric, the run's settings, 5 repeats) of real windows plus white noise
      sized to give the samples' roughness, against the real windows: how much of the gap jitter of that size explains.
 Usage, from the repository root, after the run:
