@@ -13,6 +13,11 @@ folder, default runs/paper_table1, e.g. RUN=runs/paper_etth):
   python tools/discriminative_gap.py ours DATASET               # this project's metric
   TF_USE_LEGACY_KERAS=1 python tools/discriminative_gap.py published DATASET PATH   # an environment with tensorflow-cpu,
                                                                 # tf_keras, scikit-learn, seaborn, tqdm; PATH: the published code's checkout
+Other samples of the same dataset (e.g. the published model trained here, tools/published_generation_run.py's
+OUT/samples.npy, same units as the run's): SAMPLES=FILE names the samples, GAP=DIR the folder for the arrays and scores
+(default runs/DATASET_gap), e.g.
+  SAMPLES=runs/published_mujoco/samples.npy GAP=runs/mujoco_gap_published python tools/discriminative_gap.py export mujoco
+  GAP=runs/mujoco_gap_published python tools/discriminative_gap.py ours mujoco
 """
 import json, os, sys
 import numpy as np
@@ -20,7 +25,7 @@ import numpy as np
 RUN, REPS = os.environ.get('RUN', 'runs/paper_table1'), int(os.environ.get('REPS', 5))
 GENERATED = ('sines', 'mujoco')                                              # datasets with an independent second draw
 
-def out_dir(dataset): return f'runs/{dataset}_gap'
+def out_dir(dataset): return os.environ.get('GAP') or f'runs/{dataset}_gap'
 
 def _draw(dataset, seed):
     from tsbridge_lambda.experiments import train_windows, settings
@@ -33,7 +38,8 @@ def export(dataset):
             draws = [pool.submit(_draw, dataset, k) for k in (0, 1)]
             real, other = draws[0].result(), draws[1].result()                # real: the windows the run trained on and scored against
     else: real, other = _draw(dataset, 0), None
-    fake = np.load(f'{RUN}/cache/{dataset}-TimeBridge-GP-seed0.samples.npy')
+    fake = np.load(os.environ.get('SAMPLES') or f'{RUN}/cache/{dataset}-TimeBridge-GP-seed0.samples.npy')
+    if fake.shape[1:] != real.shape[1:]: sys.exit(f'The samples have windows of shape {fake.shape[1:]}, the real ones {real.shape[1:]}: not the same dataset.')
     scale = getattr(real, 'metric_scale', True)                               # the published metric's scale for this dataset
     lo, hi = (real.min(axis=(0, 1)), real.max(axis=(0, 1))) if scale is True else scale
     to01 = lambda x: (np.asarray(x) - lo) / (hi - lo)

@@ -15,8 +15,10 @@ every window rougher than any real one, which a GRU might pick up. It prints and
 Usage, from the repository root, after the run:
     TSBL_DATA_DIR=../shared/data python tools/mujoco_roughness.py [RUN] [OUT] [N]    # defaults runs/paper_mujoco runs/mujoco_gap 1000
     python tools/mujoco_roughness.py plot JSON PNG        # the per-channel bar chart of a saved roughness.json
-    python tools/mujoco_roughness.py marginals DIR        # per-channel two-sample KS statistics and s.d. ratios of the arrays
-                                                          # `discriminative_gap.py export mujoco` wrote to DIR (seconds)
+    python tools/mujoco_roughness.py marginals DIR        # per-channel two-sample KS statistics, s.d. ratios and roughness of
+                                                          # the arrays `discriminative_gap.py export mujoco` wrote to DIR (seconds)
+    python tools/mujoco_roughness.py compare DIR_OURS DIR_PUBLISHED PNG   # bar charts of two `marginals` folders: ours and the
+                                                          # published model's samples (SAMPLES=... GAP=... discriminative_gap.py)
 About 6 minutes on 2 cores (N = 1000 windows per sampler setting); the chart is drawn at the end (OUT/roughness.png).
 """
 import json, os, sys, time
@@ -45,12 +47,33 @@ def marginals(d):
         for name, x in (('samples', fake), ('independent_real', other)):
             out[f'ks_{name}'].append(round(float(stats.ks_2samp(r, x[..., c].ravel()).statistic), 4))
             out[f'sd_ratio_{name}'].append(round(float(x[..., c].std() / r.std()), 4))
+    for name, x in (('real', real), ('samples', fake), ('independent_real', other)):   # mean |2nd difference| per channel
+        out[f'roughness_{name}'] = [round(float(v), 6) for v in np.abs(np.diff(x, 2, axis=1)).mean(axis=(0, 1))]
     for k, v in out.items(): print(f'{k:26s}', v)
     json.dump(out, open(f'{d}/marginals.json', 'w'), indent=1)
 
-if len(sys.argv) > 1 and sys.argv[1] in ('plot', 'marginals'):
+def side_by_side(ours, theirs, png):
+    "Two panels per channel from two `marginals` folders: KS statistic against the real windows, and roughness / real roughness."
+    import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
+    a, b = (json.load(open(f'{d}/marginals.json')) for d in (ours, theirs))
+    c = len(a['ks_samples']); x = np.arange(c); w = 0.27
+    names = [f'q{i}' for i in range(c // 2)] + [f'v{i}' for i in range(c // 2)]
+    rel = lambda d, k: np.array(d[f'roughness_{k}']) / np.array(d['roughness_real'])
+    fig, axes = plt.subplots(2, 1, figsize=(8, 4.6), sharex=True)
+    for i, (label, ks, r) in enumerate([('this project (trained here)', a['ks_samples'], rel(a, 'samples')),
+                                        ('published code (trained here)', b['ks_samples'], rel(b, 'samples')),
+                                        ('independent real draw', a['ks_independent_real'], rel(a, 'independent_real'))]):
+        axes[0].bar(x + (i - 1) * w, ks, w, label=label); axes[1].bar(x + (i - 1) * w, r, w, label=label)
+    axes[0].set_ylabel('KS statistic\nagainst real'); axes[0].legend(fontsize=8, frameon=False)
+    axes[1].set_ylabel('roughness /\nreal roughness'); axes[1].axhline(1, color='0.5', lw=.7)
+    axes[1].set_xticks(x, names); axes[1].set_xlabel('hopper channel (q: joint position, v: velocity)')
+    axes[0].set_title('MuJoCo, TimeBridge-GP, paper preset: per-channel marginals and roughness', fontsize=10)
+    fig.tight_layout(); fig.savefig(png, dpi=110); print('wrote', png)
+
+if len(sys.argv) > 1 and sys.argv[1] in ('plot', 'marginals', 'compare'):
     if sys.argv[1] == 'plot' and len(sys.argv) == 4: plot(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == 'marginals' and len(sys.argv) == 3: marginals(sys.argv[2])
+    elif sys.argv[1] == 'compare' and len(sys.argv) == 5: side_by_side(sys.argv[2], sys.argv[3], sys.argv[4])
     else: sys.exit(__doc__)
     sys.exit()
 if len(sys.argv) > 4: sys.exit(__doc__)

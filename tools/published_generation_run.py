@@ -11,7 +11,7 @@ Usage, from the repository root, with TSBL_DATA_DIR pointing at the data (e.g. e
 
     CHECKOUT  the top folder of a copy of the published code (https://github.com/JinseongP/TimeBridge), the one that
               holds main.py; its files are imported from there, never copied into this repository
-    DATASET   stocks, sines or etth (mujoco, energy and fmri also run where both sides have them; not tried)
+    DATASET   stocks, sines, etth or mujoco (energy and fmri also run where both sides have them; not tried)
     OUT       the run folder; re-running the same command continues where the last run stopped. OUT remembers the
               settings it was started with (OUT/settings.json); a re-run with other ones stops and names them.
 
@@ -99,7 +99,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog='What it measures, how it resumes and its caveats: the docstring at the top of this file.')
     p.add_argument('checkout', help='top folder of a copy of the published TimeBridge code (the one holding main.py)')
-    p.add_argument('dataset', help='stocks, sines or etth (also mujoco, energy, fmri)')
+    p.add_argument('dataset', help='stocks, sines, etth or mujoco (also energy, fmri: untried)')
     p.add_argument('out', help='run folder (created; re-running the same command continues)')
     p.add_argument('--steps', type=int, default=None, help="optimiser steps (default: the config's max_epochs)")
     p.add_argument('--save-cycle', type=int, default=None, help="optimiser steps between checkpoints (default: the config's save_cycle)")
