@@ -18,7 +18,8 @@ Usage, from the repository root, after the run:
     python tools/mujoco_roughness.py marginals DIR        # per-channel two-sample KS statistics, s.d. ratios and roughness of
                                                           # the arrays `discriminative_gap.py export mujoco` wrote to DIR (seconds)
     python tools/mujoco_roughness.py compare DIR_OURS DIR_PUBLISHED PNG   # bar charts of two `marginals` folders: ours and the
-                                                          # published model's samples (SAMPLES=... GAP=... discriminative_gap.py)
+                                                          # published model's samples (SAMPLES=... GAP=... discriminative_gap.py);
+                                                          # run `marginals` on both folders first (it writes the roughness)
 About 6 minutes on 2 cores (N = 1000 windows per sampler setting); the chart is drawn at the end (OUT/roughness.png).
 """
 import json, os, sys, time
