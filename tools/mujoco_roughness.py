@@ -25,6 +25,9 @@ About 6 minutes on 2 cores (N = 1000 windows per sampler setting); the chart is 
 import json, os, sys, time
 import numpy as np
 
+def rough(x): return np.abs(np.diff(x, 2, axis=1)).mean(axis=(0, 1))          # mean |2nd difference| per channel, (C,)
+def channel_names(c): return [f'q{i}' for i in range(c // 2)] + [f'v{i}' for i in range(c // 2)]   # hopper: positions, velocities
+
 def plot(path, png):
     "Bars of each channel's roughness for the real windows, the run's samples and the noisy real windows."
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
@@ -33,7 +36,7 @@ def plot(path, png):
     for i, (label, v) in enumerate([('real (seed 0)', r['real (seed 0)']), ('TimeBridge-GP samples', r['run samples (40 Heun steps)']),
                                     ('real + white noise', d['noise_roughness_01'])]):
         ax.bar(np.arange(c) + (i - 1) * w, v, w, label=label)
-    ax.set_xticks(range(c), [f'q{i}' for i in range(c // 2)] + [f'v{i}' for i in range(c // 2)])
+    ax.set_xticks(range(c), channel_names(c))
     ax.set_ylabel('mean |2nd difference|\n([0, 1] units)'); ax.set_xlabel('hopper channel (q: joint position, v: velocity)')
     ax.set_title('MuJoCo: second differences along time, per channel'); ax.legend(fontsize=8, frameon=False)
     fig.tight_layout(); fig.savefig(png, dpi=110); print('wrote', png)
@@ -49,7 +52,7 @@ def marginals(d):
             out[f'ks_{name}'].append(round(float(stats.ks_2samp(r, x[..., c].ravel()).statistic), 4))
             out[f'sd_ratio_{name}'].append(round(float(x[..., c].std() / r.std()), 4))
     for name, x in (('real', real), ('samples', fake), ('independent_real', other)):   # mean |2nd difference| per channel
-        out[f'roughness_{name}'] = [round(float(v), 6) for v in np.abs(np.diff(x, 2, axis=1)).mean(axis=(0, 1))]
+        out[f'roughness_{name}'] = [round(float(v), 6) for v in rough(x)]
     for k, v in out.items(): print(f'{k:26s}', v)
     json.dump(out, open(f'{d}/marginals.json', 'w'), indent=1)
 
@@ -58,7 +61,6 @@ def side_by_side(ours, theirs, png):
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
     a, b = (json.load(open(f'{d}/marginals.json')) for d in (ours, theirs))
     c = len(a['ks_samples']); x = np.arange(c); w = 0.27
-    names = [f'q{i}' for i in range(c // 2)] + [f'v{i}' for i in range(c // 2)]
     rel = lambda d, k: np.array(d[f'roughness_{k}']) / np.array(d['roughness_real'])
     fig, axes = plt.subplots(2, 1, figsize=(8, 4.6), sharex=True)
     for i, (label, ks, r) in enumerate([('this project (trained here)', a['ks_samples'], rel(a, 'samples')),
@@ -67,7 +69,7 @@ def side_by_side(ours, theirs, png):
         axes[0].bar(x + (i - 1) * w, ks, w, label=label); axes[1].bar(x + (i - 1) * w, r, w, label=label)
     axes[0].set_ylabel('KS statistic\nagainst real'); axes[0].legend(fontsize=8, frameon=False)
     axes[1].set_ylabel('roughness /\nreal roughness'); axes[1].axhline(1, color='0.5', lw=.7)
-    axes[1].set_xticks(x, names); axes[1].set_xlabel('hopper channel (q: joint position, v: velocity)')
+    axes[1].set_xticks(x, channel_names(c)); axes[1].set_xlabel('hopper channel (q: joint position, v: velocity)')
     axes[0].set_title('MuJoCo, TimeBridge-GP, paper preset: per-channel marginals and roughness', fontsize=10)
     fig.tight_layout(); fig.savefig(png, dpi=110); print('wrote', png)
 
@@ -86,7 +88,6 @@ from tsbridge_lambda.metrics import discriminative_score
 args = sys.argv[1:] + [None] * 3
 RUN, OUT, N = args[0] or 'runs/paper_mujoco', args[1] or 'runs/mujoco_gap', int(args[2] or 1000)
 
-def rough(x): return np.abs(np.diff(x, 2, axis=1)).mean(axis=(0, 1))          # per channel, (C,)
 
 s = settings('paper')
 real = np.asarray(train_windows('mujoco', s, seed=0)); other = np.asarray(train_windows('mujoco', s, seed=1))
