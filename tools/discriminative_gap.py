@@ -32,6 +32,8 @@ def _draw(dataset, seed):
     return train_windows(dataset, settings('paper'), seed=seed)
 
 def export(dataset):
+    if os.environ.get('SAMPLES') and not os.environ.get('GAP'):               # would overwrite the run's own arrays
+        sys.exit('SAMPLES names other samples: give them their own folder with GAP=DIR (the default holds the run\'s arrays).')
     if dataset in GENERATED:
         from concurrent.futures import ProcessPoolExecutor
         with ProcessPoolExecutor(2) as pool:                                  # a simulated dataset's two draws side by side
